@@ -63,6 +63,7 @@ void cuda_free(void*) {}
 void cuda_record_stream(void*, void*) {}
 AllocatorStats cuda_allocator_stats(int) { return {}; }
 void cuda_empty_cache() {}
+void cuda_set_poison(bool) {}
 void cuda_reset_peak_stats() {}
 #endif
 

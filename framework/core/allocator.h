@@ -42,6 +42,9 @@ void* cuda_allocate(size_t bytes, int device, void* stream);
 void cuda_free(void* ptr);
 void cuda_record_stream(void* ptr, void* stream);
 AllocatorStats cuda_allocator_stats(int device);
+// Tests: when on, every CUDA block handed out is first filled with 0xFF bytes (NaN in every
+// floating dtype), so an element a kernel forgets to write shows up as NaN.
+void cuda_set_poison(bool on);
 // Returns every cached, idle block to the driver.
 void cuda_empty_cache();
 void cuda_reset_peak_stats();

@@ -173,6 +173,7 @@ class DeviceCache {
 
 constexpr int kMaxDevices = 64;
 std::mutex cache_mutex;
+bool poison_allocations = false;
 std::unordered_map<void*, int>& owner_device() {  // live pointer -> device whose cache owns it
   static auto* owners = new std::unordered_map<void*, int>;
   return *owners;
@@ -191,6 +192,7 @@ void* cuda_allocate(size_t bytes, int device, void* stream) {
   std::lock_guard<std::mutex> lock(cache_mutex);
   void* ptr = cache(device).allocate(bytes, static_cast<cudaStream_t>(stream));
   owner_device()[ptr] = device;
+  if (poison_allocations) TESSERA_CUDA_CHECK(cudaMemsetAsync(ptr, 0xff, bytes, static_cast<cudaStream_t>(stream)));
   return ptr;
 }
 
@@ -216,6 +218,8 @@ void cuda_record_stream(void* ptr, void* stream) {
   if (s != block->stream && std::find(block->used_on.begin(), block->used_on.end(), s) == block->used_on.end())
     block->used_on.push_back(s);
 }
+
+void cuda_set_poison(bool on) { poison_allocations = on; }
 
 AllocatorStats cuda_allocator_stats(int device) {
   std::lock_guard<std::mutex> lock(cache_mutex);
