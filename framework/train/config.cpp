@@ -124,6 +124,11 @@ std::vector<std::string> Config::keys() const {
   return out;
 }
 
+bool Config::has(const std::string& key) const {
+  asked_.insert(key);
+  return index_.count(key) > 0;
+}
+
 const Config::Entry* Config::find(const std::string& key) const {
   used_.insert(key);
   auto it = index_.find(key);
@@ -288,7 +293,9 @@ std::string Config::get_choice(const std::string& key, const std::string& fallba
 }
 
 void Config::check_all_used() const {
-  const std::vector<std::string> known(used_.begin(), used_.end());
+  std::set<std::string> known_set = used_;
+  known_set.insert(asked_.begin(), asked_.end());
+  const std::vector<std::string> known(known_set.begin(), known_set.end());
   std::string message;
   size_t unknown = 0;
   for (const auto& e : entries_) {

@@ -44,7 +44,8 @@ class Config {
 
   // The file the config came from ("<string>" or "" when built in code).
   const std::string& source() const { return source_; }
-  bool has(const std::string& key) const { return index_.count(key) > 0; }  // does not mark used
+  // Whether the key is set. Does not mark it used, but makes it a known key for suggestions.
+  bool has(const std::string& key) const;
   std::vector<std::string> keys() const;                                   // in definition order
 
   // Typed getters. Without a default the key is required (error: missing key).
@@ -90,6 +91,7 @@ class Config {
   std::vector<Entry> entries_;
   std::map<std::string, size_t> index_;
   mutable std::set<std::string> used_;
+  mutable std::set<std::string> asked_;  // keys passed to has(): known, not necessarily used
   mutable std::vector<std::pair<std::string, TomlValue>> defaults_;  // keys read but not set
 };
 

@@ -11,7 +11,9 @@
 // The contract, which `run_training` (launchers/commands/train.cpp) relies on:
 //  * the factory (the job's constructor) reads EVERY config key it will ever use, validates it,
 //    and builds nothing expensive; the caller then runs `config.check_all_used()`, so a typo
-//    fails before any data is loaded;
+//    fails before any data is loaded. A job should itself call check_all_used() after reading
+//    and before validating values, so that a misspelt key is reported as such rather than as
+//    the complaint it causes (`train.step` -> "set train.steps");
 //  * `run()` trains, writing ctx.out_dir/log.jsonl (log.h), progress lines (progress.h) and
 //    ctx.out_dir/checkpoints/step_<N>/ (checkpoint.h); with ctx.resume_dir set it first restores
 //    the latest checkpoint there and continues exactly (same losses, bit for bit, on CPU).

@@ -126,6 +126,13 @@ TEST(ConfigTest, SuggestionFindsKeyInAnotherTable) {
   EXPECT_NE(error_of([&] { c.check_all_used(); }).find("did you mean `optim.lr`?"), std::string::npos);
 }
 
+TEST(ConfigTest, KeysAskedWithHasAreSuggested) {
+  Config c = Config::from_string("[train]\nstep = 100\n", "x.toml");
+  EXPECT_FALSE(c.has("train.steps"));
+  EXPECT_EQ(error_of([&] { c.check_all_used(); }),
+            "unknown config key `train.step` in x.toml:2 (did you mean `train.steps`?)");
+}
+
 TEST(ConfigTest, AllKeysReadPassesTheCheck) {
   Config c = Config::from_string(kConfig, "cfg.toml");
   for (const auto& key : c.keys()) c.has(key);
