@@ -9,6 +9,13 @@
 // `step`, so a checkpoint restores it exactly. On CUDA the update of all parameters is one
 // multi-tensor kernel launch per dtype group. No host synchronisation happens in step(): the
 // learning rate and other hyper-parameters are host scalars passed by value.
+//
+// Each parameter has its own step count (a parameter skipped for lack of a gradient does not
+// advance), as in PyTorch, where Adam's bias correction uses the parameter's own step. State
+// tensors are f32, or f64 for f64 parameters. state_dict() holds "step" (i64, the number of
+// step() calls), "lr" (f64), "state.<i>.step" (i64) and "state.<i>.<name>" for every
+// parameter that has state; load_state_dict() accepts only this optimizer's state names and
+// shapes matching the parameters, and restores lr.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +23,7 @@
 #include <vector>
 
 #include "framework/nn/module.h"
+#include "kernels/optim.h"
 
 namespace tessera::optim {
 
@@ -37,16 +45,33 @@ class Optimizer {
 
  protected:
   // Named per-parameter state tensors, created lazily by subclasses (same shape as the param,
-  // f32 on the param's device).
+  // f32 on the param's device; f64 for f64 params), zero-filled when created.
   Tensor& state(size_t param_index, const std::string& name);
   bool has_state(size_t param_index, const std::string& name) const;
+  int64_t param_step(size_t param_index) const { return param_steps_[param_index]; }
+
+  // Parameters of one dtype on one device that have a gradient: one fused update each.
+  struct UpdateGroup {
+    DType dtype;
+    Device device;
+    std::vector<kernels::OptimTensor> tensors;
+    std::vector<bool> fresh_state;  // per tensor: its state buffers were created by this call
+    std::vector<Tensor> held;       // gradient copies (converted dtype or made contiguous)
+  };
+  // Called once per step() by subclasses: counts the step, advances the step of each parameter
+  // that has a gradient, creates its state buffers `slot_names` (an empty name leaves that
+  // OptimTensor::state slot null) and groups the parameters by dtype and device.
+  std::vector<UpdateGroup> prepare_step(const std::vector<std::string>& slot_names);
 
   std::vector<Tensor> params_;
   double lr_;
   int64_t steps_ = 0;
+  // Names load_state_dict() accepts under "state.<i>."; set by each subclass.
+  std::vector<std::string> state_names_;
 
  private:
   std::vector<std::vector<std::pair<std::string, Tensor>>> state_;
+  std::vector<int64_t> param_steps_;
 };
 
 }  // namespace tessera::optim
