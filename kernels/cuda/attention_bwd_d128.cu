@@ -1,0 +1,12 @@
+// Instantiates the tensor-core attention backward for head_dim 128 (bf16/f16, causal or not); one
+// translation unit per head dim so the heavy variants compile in parallel.
+#include "kernels/cuda/attention_backward.cuh"
+
+namespace tessera::kernels::attention {
+
+template void launch_backward<__nv_bfloat16, 128, false>(const AttentionParams&, bool, cudaStream_t);
+template void launch_backward<__nv_bfloat16, 128, true>(const AttentionParams&, bool, cudaStream_t);
+template void launch_backward<__half, 128, false>(const AttentionParams&, bool, cudaStream_t);
+template void launch_backward<__half, 128, true>(const AttentionParams&, bool, cudaStream_t);
+
+}  // namespace tessera::kernels::attention
