@@ -9,6 +9,7 @@
 #include "framework/autograd/grad_mode.h"
 #include "framework/core/rng.h"
 #include "framework/core/tensor.h"
+#include "framework/ops/attention.h"
 #include "framework/ops/dropout.h"
 #include "framework/ops/elementwise.h"
 #include "framework/ops/index.h"
