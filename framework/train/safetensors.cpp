@@ -104,9 +104,13 @@ Header read_header(const std::string& path, std::ifstream& in) {
     e.name = name;
     const std::string code = value["dtype"].get<std::string>();
     if (!parse_dtype_code(code, e.dtype)) fail(path, where + "unknown dtype \"" + code + "\" (supported: " + kSupported + ")");
+    uint64_t numel = 1;
     for (const auto& d : value["shape"]) {
       if (!d.is_number_unsigned()) fail(path, where + "shape " + value["shape"].dump() + " has a non-integer or negative entry");
-      e.shape.push_back(d.get<int64_t>());
+      const uint64_t size = d.get<uint64_t>();
+      if (size != 0 && numel > (uint64_t{1} << 59) / size) fail(path, where + "shape " + value["shape"].dump() + " is too large");
+      numel *= size;
+      e.shape.push_back(static_cast<int64_t>(size));
     }
     for (const auto& o : value["data_offsets"])
       if (!o.is_number_unsigned()) fail(path, where + "data_offsets " + value["data_offsets"].dump() + " are not non-negative integers");
@@ -115,7 +119,7 @@ Header read_header(const std::string& path, std::ifstream& in) {
     if (e.begin > e.end || e.end > data_size)
       fail(path, where + "data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
                      "] are out of range (data section is " + std::to_string(data_size) + " bytes)");
-    const uint64_t expected = static_cast<uint64_t>(shape_numel(e.shape)) * dtype_size(e.dtype);
+    const uint64_t expected = numel * dtype_size(e.dtype);
     if (e.end - e.begin != expected)
       fail(path, where + std::to_string(e.end - e.begin) + " bytes, but shape " + shape_str(e.shape) + " of " + code +
                      " needs " + std::to_string(expected));

@@ -170,6 +170,9 @@ TEST_F(SafetensorsTest, MalformedEntryNamesFile) {
   expect_error(raw("noshape.safetensors", R"({"x":{"dtype":"U8","data_offsets":[0,1]}})", "a"), "\"shape\"");
   expect_error(raw("negshape.safetensors", R"({"x":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}})", "a"),
                "negative");
+  expect_error(raw("huge.safetensors",
+                   R"({"x":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", ""),
+               "is too large");
   expect_error(raw("meta.safetensors", R"({"__metadata__":{"a":1}})", ""), "__metadata__");
 }
 
