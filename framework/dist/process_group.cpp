@@ -27,6 +27,18 @@ std::string detect_launcher() {
 }
 
 
+// The thread level to ask MPI for: MULTIPLE, unless TESSERA_MPI_THREAD_LEVEL says otherwise
+// (funneled / serialized, to exercise or work around an MPI with weaker thread support).
+int requested_thread_level() {
+  const char* env = std::getenv("TESSERA_MPI_THREAD_LEVEL");
+  const std::string level = env != nullptr ? env : "multiple";
+  if (level == "multiple") return MPI_THREAD_MULTIPLE;
+  if (level == "serialized") return MPI_THREAD_SERIALIZED;
+  if (level == "funneled") return MPI_THREAD_FUNNELED;
+  detail::throw_error(detail::cat("TESSERA_MPI_THREAD_LEVEL is \"", level,
+                                  "\"; expected multiple, serialized or funneled"));
+}
+
 }  // namespace
 
 ProcessGroup& ProcessGroup::init(const ProcessGroupOptions& options) {
@@ -43,7 +55,7 @@ ProcessGroup& ProcessGroup::init(const ProcessGroupOptions& options) {
 
   auto group = std::unique_ptr<ProcessGroup>(new ProcessGroup);
   if (!initialized) {
-    TESSERA_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &group->thread_level_));
+    TESSERA_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, requested_thread_level(), &group->thread_level_));
     group->owns_mpi_ = true;
   } else {
     TESSERA_MPI_CHECK(MPI_Query_thread(&group->thread_level_));

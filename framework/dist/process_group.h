@@ -4,7 +4,8 @@
 // defines: tessera::dist::ProcessGroup, ProcessGroupOptions, abort_job
 //
 // `ProcessGroup::init()` initialises MPI if nobody has yet (MPI_Init_thread asking for
-// MPI_THREAD_MULTIPLE; see watchdog.h for what a lower level changes), so the same binary runs
+// MPI_THREAD_MULTIPLE, or the level named by TESSERA_MPI_THREAD_LEVEL=serialized|funneled; see
+// watchdog.h for what a lower level changes), so the same binary runs
 // with no launcher (world 1), under `mpirun -np N` and under `srun --mpi=pmix`: MPI reads the
 // launcher's environment. The node-local rank comes from MPI_Comm_split_type
 // (MPI_COMM_TYPE_SHARED), and picks the GPU: a job on `cuda` runs rank r of its node on

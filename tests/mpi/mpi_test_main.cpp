@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
   group.host_communicator().all_reduce(flag, tessera::dist::ReduceOp::max, false, "test results").wait();
   const bool any_failed = flag.data<int32_t>()[0] != 0;
   if (group.rank() == 0)
-    std::printf("tessera_mpi_tests: %d rank(s), %s\n", group.world_size(), any_failed ? "FAILED" : "all passed");
+    std::printf("tessera_mpi_tests: %d rank(s), MPI thread level %d (0 single .. 3 multiple), %s\n",
+                group.world_size(), group.mpi_thread_level(), any_failed ? "FAILED" : "all passed");
   tessera::dist::ProcessGroup::shutdown();
   return any_failed ? 1 : 0;
 }
