@@ -19,13 +19,16 @@ ProcessGroup* the_group = nullptr;
 std::mutex group_mutex;
 bool exit_handler_registered = false;
 
-std::string detect_launcher() {
+}  // namespace
+
+std::string launcher_from_environment() {
   if (std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr) return "mpirun";
   if (std::getenv("SLURM_STEP_ID") != nullptr && std::getenv("SLURM_PROCID") != nullptr) return "srun";
   if (std::getenv("PMIX_RANK") != nullptr || std::getenv("PMI_RANK") != nullptr) return "pmix";
   return "none";
 }
 
+namespace {
 
 // The thread level to ask MPI for: MULTIPLE, unless TESSERA_MPI_THREAD_LEVEL says otherwise
 // (funneled / serialized, to exercise or work around an MPI with weaker thread support).
@@ -60,7 +63,7 @@ ProcessGroup& ProcessGroup::init(const ProcessGroupOptions& options) {
   } else {
     TESSERA_MPI_CHECK(MPI_Query_thread(&group->thread_level_));
   }
-  group->launcher_ = detect_launcher();
+  group->launcher_ = launcher_from_environment();
 
   auto* world = new MPI_Comm(MPI_COMM_NULL);
   group->world_comm_ = world;

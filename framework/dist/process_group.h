@@ -1,7 +1,7 @@
 // ProcessGroup: this process's place in the job (rank, world size, node-local rank), read from
 // MPI, and the communicators that connect it to the other ranks.
 //
-// defines: tessera::dist::ProcessGroup, ProcessGroupOptions, abort_job
+// defines: tessera::dist::ProcessGroup, ProcessGroupOptions, abort_job, launcher_from_environment
 //
 // `ProcessGroup::init()` initialises MPI if nobody has yet (MPI_Init_thread asking for
 // MPI_THREAD_MULTIPLE, or the level named by TESSERA_MPI_THREAD_LEVEL=serialized|funneled; see
@@ -86,6 +86,10 @@ class ProcessGroup {
   std::unique_ptr<Communicator> mpi_;
   std::map<int, std::unique_ptr<Communicator>> nccl_;  // by CUDA device index
 };
+
+// "mpirun", "srun", "pmix" or "none", from the environment alone (MPI untouched): lets a program
+// decide whether to start MPI at all.
+std::string launcher_from_environment();
 
 // Ends the whole job now with `exit_code`: MPI_Abort when there are peers (the launcher stops
 // them), a plain exit otherwise. For a rank that hit an error the others cannot know about.
