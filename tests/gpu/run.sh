@@ -18,19 +18,41 @@ for arg in "$@"; do [[ $arg == --no-bench ]] && BENCH=0; done
 BUILD=${TESSERA_GPU_BUILD_DIR:-build-gpu}
 summary=()
 t0=$(date +%s)
+gpu_rc=0
+# The whole script keeps within TESSERA_GPU_BUDGET seconds (default 540): each step's timeout is
+# capped by what is left, and steps are skipped once less than 20 s remain.
+BUDGET=${TESSERA_GPU_BUDGET:-540}
+cap() {  # cap SECONDS -> min(SECONDS, time left), at least 1
+  local left=$(( BUDGET - ($(date +%s) - t0) ))
+  (( left < $1 )) && echo $(( left > 1 ? left : 1 )) || echo "$1"
+}
+have_time() { (( BUDGET - ($(date +%s) - t0) >= 20 )); }
+# Whatever happens (a failure, a timeout's SIGTERM), pack the logs and print the summary.
+finish() {
+  trap - EXIT TERM INT
+  [[ -d $LOGS ]] && tar -czf "$OUT/logs.tar.gz" -C "$OUT" logs && rm -rf "$LOGS"
+  summary+=("total: $(( $(date +%s) - t0 )) s")
+  echo
+  echo "================ summary ================"
+  printf '%s\n' "${summary[@]}"
+  [[ -f $OUT/results_new.md ]] && cat "$OUT/results_new.md"
+  exit $gpu_rc
+}
+trap finish EXIT
+trap 'summary+=("stopped by a signal"); gpu_rc=1; finish' TERM INT
 
 echo "== configure + build ($BUILD)"
 if ! cmake -S . -B "$BUILD" -G Ninja -DTESSERA_CUDA=ON -DCMAKE_BUILD_TYPE=Release >"$LOGS/configure.log" 2>&1; then
-  tail -40 "$LOGS/configure.log"; exit 1
+  tail -40 "$LOGS/configure.log"; gpu_rc=1; exit 1
 fi
-if ! ninja -C "$BUILD" -j"$(nproc)" >"$LOGS/build.log" 2>&1; then
-  grep -E "error|FAILED" "$LOGS/build.log" | head -60; exit 1
+if ! timeout "$(cap 450)" ninja -C "$BUILD" -j"$(nproc)" -k 0 >"$LOGS/build.log" 2>&1; then
+  grep -E "error|FAILED" "$LOGS/build.log" | head -60; gpu_rc=1; summary+=("build FAILED"); exit 1
 fi
 summary+=("build: $(( $(date +%s) - t0 )) s")
 
 echo "== GPU tests"
 t1=$(date +%s)
-"$BUILD/tests/tessera_gpu_tests" --gtest_color=no >"$LOGS/gpu_tests.log" 2>&1
+timeout "$(cap 240)" "$BUILD/tests/tessera_gpu_tests" --gtest_color=no >"$LOGS/gpu_tests.log" 2>&1
 gpu_rc=$?
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests ran" "$LOGS/gpu_tests.log" | tail -5
 grep -E "^\[  FAILED  \]" "$LOGS/gpu_tests.log" | head -40
@@ -38,9 +60,9 @@ summary+=("gpu tests: rc=$gpu_rc, $(grep -c '^\[       OK \]' "$LOGS/gpu_tests.l
 
 # Further GPU test programs (e.g. compute-sanitizer runs) register here.
 for extra in tests/gpu/extra_*.sh; do
-  [[ -x $extra ]] || continue
+  [[ -x $extra ]] && have_time || continue
   echo "== $extra"
-  if "$extra" "$BUILD" >"$LOGS/$(basename "$extra" .sh).log" 2>&1; then
+  if timeout "$(cap 120)" "$extra" "$BUILD" >"$LOGS/$(basename "$extra" .sh).log" 2>&1; then
     summary+=("$(basename "$extra"): ok")
   else
     summary+=("$(basename "$extra"): FAILED"); gpu_rc=1
@@ -48,7 +70,7 @@ for extra in tests/gpu/extra_*.sh; do
   fi
 done
 
-if (( BENCH )); then
+if (( BENCH )) && have_time; then
   echo "== benchmarks"
   device=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
   {
@@ -57,8 +79,8 @@ if (( BENCH )); then
     echo
   } >"$OUT/results_new.md"
   if [[ -x $BUILD/tests/bench/tessera_ops_bench ]]; then
-    python3 tests/bench/torch_ops_peer.py >"$LOGS/bench_ops_torch.txt" 2>&1
-    "$BUILD/tests/bench/tessera_ops_bench" >"$LOGS/bench_ops_ours.txt" 2>&1
+    timeout "$(cap 120)" python3 tests/bench/torch_ops_peer.py >"$LOGS/bench_ops_torch.txt" 2>&1
+    timeout "$(cap 120)" "$BUILD/tests/bench/tessera_ops_bench" >"$LOGS/bench_ops_ours.txt" 2>&1
     {
       echo "### GEMM and memory-bound kernels (peer: PyTorch $(python3 -c 'import torch; print(torch.__version__)' 2>/dev/null), same run)"
       echo
@@ -67,10 +89,10 @@ if (( BENCH )); then
     } >>"$OUT/results_new.md"
   fi
   for bench in tests/bench/*/run.sh; do
-    [[ -x $bench ]] || continue
+    [[ -x $bench ]] && have_time || continue
     name=$(basename "$(dirname "$bench")")
     echo "== bench $name"
-    if "$bench" "$BUILD" >"$LOGS/bench_$name.md" 2>"$LOGS/bench_$name.err"; then
+    if timeout "$(cap 240)" "$bench" "$BUILD" >"$LOGS/bench_$name.md" 2>"$LOGS/bench_$name.err"; then
       { echo "### $name"; echo; cat "$LOGS/bench_$name.md"; echo; } >>"$OUT/results_new.md"
     else
       summary+=("bench $name: FAILED (see logs/bench_$name.err)")
@@ -81,10 +103,4 @@ if (( BENCH )); then
   cp tests/bench/RESULTS.md "$OUT/RESULTS.md"
 fi
 
-tar -czf "$OUT/logs.tar.gz" -C "$OUT" logs && rm -rf "$LOGS"
-summary+=("total: $(( $(date +%s) - t0 )) s")
-echo
-echo "================ summary ================"
-printf '%s\n' "${summary[@]}"
-[[ -f $OUT/results_new.md ]] && cat "$OUT/results_new.md"
 exit $gpu_rc
