@@ -44,8 +44,15 @@ void run_train(const TrainOptions& o) {
   const std::string job_name = config.get_string("job");
   const std::string out = o.out.empty() ? o.resume : o.out;
   TESSERA_CHECK(!out.empty(), "tessera train: --out DIR is required (or --resume DIR, which then is also the output)");
-  if (!o.resume.empty())
+  if (!o.resume.empty()) {
     TESSERA_CHECK(std::filesystem::is_directory(o.resume), "--resume ", o.resume, ": no such directory");
+  } else {
+    // A fresh run never appends to (or prunes the checkpoints of) an earlier run.
+    const auto previous = std::filesystem::path(out);
+    TESSERA_CHECK(!std::filesystem::exists(previous / "log.jsonl") && !std::filesystem::exists(previous / "checkpoints"),
+                  "--out ", out, " already holds a run (log.jsonl or checkpoints/); continue it with --resume ", out,
+                  ", or choose another --out");
+  }
 
   train::JobContext context{config, out, o.resume, device};
   std::unique_ptr<train::Job> job = train::make_job(job_name, context);
@@ -83,6 +90,7 @@ step_<N>/, or DIR itself if it is a step_<N> directory) — model, optimizer, le
 schedule, RNG and data-sampler position — and continues to the configured step count. On CPU
 the resumed run's losses equal a straight run's bit for bit. Log lines after the checkpoint's
 step (from a run that died later) are dropped from OUT/log.jsonl before training continues.
+Without --resume, an OUT that already holds a run (log.jsonl or checkpoints/) is refused.
 
 Config: TOML. `job` picks the training job; the other keys belong to it (see
 examples/<family>/*.toml and their READMEs). --set key=value overrides a key; the value is

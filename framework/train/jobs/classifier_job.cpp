@@ -1,0 +1,332 @@
+// The `classifier` training job: an image classifier on Fashion-MNIST.
+//
+//   tessera train --config examples/classifier/fmnist_mlp.toml --out runs/mlp
+//
+// Config keys (defaults in brackets; examples/classifier/README.md explains them):
+//   seed [0], device [cpu]
+//   data.dir [/usr/share/datasets/fashion-mnist], data.pixel_range ["0,1"]
+//   model.kind ["mlp"], model.hidden [[256, 128]], model.activation ["relu"], model.dropout [0],
+//     model.layer_norm [false]
+//   train.batch_size [128], train.steps or train.epochs (exactly one), train.grad_clip [0 = off],
+//     train.stop_at [0 = off: stop with a checkpoint after this step, e.g. to fit a time slot]
+//   optim.name ["adamw"|"adam"|"sgd"], optim.lr [1e-3], optim.weight_decay [0.01 adamw, else 0],
+//     optim.betas [[0.9, 0.999]], optim.eps [1e-8] (adam/adamw); optim.momentum [0.9],
+//     optim.nesterov [false] (sgd)
+//   schedule.name ["warmup_cosine"|"constant"], schedule.warmup_steps [0], schedule.min_lr [0]
+//   eval.every [0 = at the end only], eval.batch_size [1000]
+//   log.every [50], checkpoint.every [0 = at the end only], checkpoint.keep [3]
+//
+// The step loop keeps the host out of the way: the loss is summed on the device and read back
+// only at logging steps, and the gradient norm only then. Resume restores model, optimizer,
+// the default generator (dropout), the sampler position and the partial loss window, so that
+// every logged number of a resumed run equals the straight run's.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include "framework/core/error.h"
+#include "framework/core/rng.h"
+#include "framework/data/batch_sampler.h"
+#include "framework/data/fashion_mnist.h"
+#include "framework/models/classifier.h"
+#include "framework/nn/activation.h"
+#include "framework/ops/ops.h"
+#include "framework/optim/adam.h"
+#include "framework/optim/clip.h"
+#include "framework/optim/schedule.h"
+#include "framework/optim/sgd.h"
+#include "framework/train/checkpoint.h"
+#include "framework/train/job.h"
+#include "framework/train/log.h"
+#include "framework/train/progress.h"
+
+namespace tessera::train {
+namespace {
+
+struct ClassifierSettings {
+  uint64_t seed = 0;
+  std::string data_dir;
+  data::PixelRange pixel_range = data::PixelRange::zero_one;
+  models::ClassifierOptions model;
+  int64_t batch_size = 128;
+  int64_t steps = 0;       // from train.steps, or 0 when train.epochs is used
+  double epochs = 0.0;
+  double grad_clip = 0.0;
+  int64_t stop_at = 0;
+  std::string optimizer;
+  double lr = 1e-3, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, momentum = 0.9;
+  bool nesterov = false;
+  std::string schedule;
+  int64_t warmup_steps = 0;
+  double min_lr = 0.0;
+  int64_t eval_every = 0, eval_batch_size = 1000;
+  int64_t log_every = 50;
+  int64_t checkpoint_every = 0, checkpoint_keep = 3;
+};
+
+void check_positive(int64_t value, const char* key) {
+  TESSERA_CHECK(value > 0, "config key `", key, "` must be positive, got ", value);
+}
+void check_not_negative(double value, const char* key) {
+  TESSERA_CHECK(value >= 0, "config key `", key, "` must not be negative, got ", value);
+}
+void check_choice(const std::string& value, const std::vector<std::string>& choices, const char* key) {
+  if (std::find(choices.begin(), choices.end(), value) != choices.end()) return;
+  std::string list;
+  for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+  detail::throw_error(detail::cat("config key `", key, "` is \"", value, "\"; expected one of: ", list));
+}
+
+// Reads every key first, then rejects unknown keys, then validates values: a misspelt key
+// (`train.step`) is reported as such, not as the complaint it causes ("set train.steps").
+ClassifierSettings read_settings(const Config& c) {
+  ClassifierSettings s;
+  s.seed = static_cast<uint64_t>(c.get_int("seed", 0));
+  s.data_dir = c.get_string("data.dir", data::FashionMnist::kDefaultDir);
+  const std::string pixel_range = c.get_string("data.pixel_range", "0,1");
+
+  const std::string model_kind = c.get_string("model.kind", "mlp");
+  s.model.in_features = data::FashionMnist::kHeight * data::FashionMnist::kWidth;
+  s.model.classes = data::FashionMnist::kClasses;
+  s.model.hidden = c.get_int_list("model.hidden", {256, 128});
+  s.model.activation = c.get_string("model.activation", "relu");
+  s.model.dropout = c.get_double("model.dropout", 0.0);
+  s.model.layer_norm = c.get_bool("model.layer_norm", false);
+
+  s.batch_size = c.get_int("train.batch_size", 128);
+  const bool has_steps = c.has("train.steps"), has_epochs = c.has("train.epochs");
+  if (has_steps) s.steps = c.get_int("train.steps");
+  if (has_epochs) s.epochs = c.get_double("train.epochs");
+  s.grad_clip = c.get_double("train.grad_clip", 0.0);
+  s.stop_at = c.get_int("train.stop_at", 0);
+
+  const std::vector<std::string> optimizers = {"adamw", "adam", "sgd"};
+  s.optimizer = c.get_string("optim.name", "adamw");
+  const bool known_optimizer = std::find(optimizers.begin(), optimizers.end(), s.optimizer) != optimizers.end();
+  s.lr = c.get_double("optim.lr", 1e-3);
+  s.weight_decay = c.get_double("optim.weight_decay", s.optimizer == "adamw" ? 0.01 : 0.0);
+  std::vector<double> betas = {s.beta1, s.beta2};
+  if (s.optimizer == "sgd" || !known_optimizer) {
+    s.momentum = c.get_double("optim.momentum", 0.9);
+    s.nesterov = c.get_bool("optim.nesterov", false);
+  }
+  if (s.optimizer != "sgd") {
+    betas = c.get_double_list("optim.betas", betas);
+    s.eps = c.get_double("optim.eps", 1e-8);
+  }
+
+  s.schedule = c.get_string("schedule.name", "warmup_cosine");
+  s.warmup_steps = c.get_int("schedule.warmup_steps", 0);
+  if (s.schedule != "constant") s.min_lr = c.get_double("schedule.min_lr", 0.0);
+
+  s.eval_every = c.get_int("eval.every", 0);
+  s.eval_batch_size = c.get_int("eval.batch_size", 1000);
+  s.log_every = c.get_int("log.every", 50);
+  s.checkpoint_every = c.get_int("checkpoint.every", 0);
+  s.checkpoint_keep = c.get_int("checkpoint.keep", 3);
+
+  c.check_all_used();
+
+  s.pixel_range = data::parse_pixel_range(pixel_range);
+  check_choice(model_kind, {"mlp"}, "model.kind");
+  for (int64_t h : s.model.hidden) check_positive(h, "model.hidden");
+  check_choice(s.model.activation, nn::activation_names(), "model.activation");
+  TESSERA_CHECK(s.model.dropout >= 0 && s.model.dropout < 1, "config key `model.dropout` must be in [0, 1), got ",
+                s.model.dropout);
+  check_positive(s.batch_size, "train.batch_size");
+  TESSERA_CHECK(has_steps != has_epochs, "set exactly one of config keys `train.steps` and `train.epochs`",
+                c.source().empty() ? "" : " in ", c.source(), has_steps ? " (both are set)" : "");
+  if (has_steps) check_positive(s.steps, "train.steps");
+  if (has_epochs) TESSERA_CHECK(s.epochs > 0, "config key `train.epochs` must be positive, got ", s.epochs);
+  check_not_negative(s.grad_clip, "train.grad_clip");
+  TESSERA_CHECK(s.stop_at >= 0, "config key `train.stop_at` must not be negative (0: run to the end)");
+  check_choice(s.optimizer, optimizers, "optim.name");
+  TESSERA_CHECK(s.lr > 0, "config key `optim.lr` must be positive, got ", s.lr);
+  check_not_negative(s.weight_decay, "optim.weight_decay");
+  TESSERA_CHECK(betas.size() == 2 && betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1,
+                "config key `optim.betas` must be two numbers in [0, 1), like [0.9, 0.999]");
+  s.beta1 = betas[0];
+  s.beta2 = betas[1];
+  check_choice(s.schedule, optim::schedule_names(), "schedule.name");
+  TESSERA_CHECK(s.warmup_steps >= 0, "config key `schedule.warmup_steps` must not be negative");
+  check_positive(s.eval_batch_size, "eval.batch_size");
+  check_positive(s.log_every, "log.every");
+  TESSERA_CHECK(s.eval_every >= 0 && s.checkpoint_every >= 0, "config keys `eval.every` and `checkpoint.every` ",
+                "must not be negative (0 means: only at the end)");
+  return s;
+}
+
+class ClassifierJob : public Job {
+ public:
+  explicit ClassifierJob(const JobContext& ctx) : ctx_(ctx), s_(read_settings(ctx.config)) {}
+
+  void run() override {
+    const auto start = std::chrono::steady_clock::now();
+    const data::FashionMnist train_set(s_.data_dir, data::Split::train, s_.pixel_range);
+    const data::FashionMnist test_set(s_.data_dir, data::Split::test, s_.pixel_range);
+    data::BatchSampler sampler(train_set.size(), s_.batch_size, s_.seed);
+    const int64_t total = s_.steps > 0 ? s_.steps
+                                       : std::max<int64_t>(1, std::llround(s_.epochs * static_cast<double>(
+                                                                                           sampler.batches_per_epoch())));
+
+    manual_seed(s_.seed);
+    auto model = std::make_shared<models::MlpClassifier>(s_.model);
+    model->to(ctx_.device);
+    std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(model->parameters());
+    const auto schedule = optim::make_schedule(s_.schedule, s_.lr, s_.warmup_steps, total, s_.min_lr);
+
+    JsonlLog log(ctx_.out_dir);
+    int64_t step = 0;
+    Tensor loss_sum = Tensor::zeros({}, DType::f32, ctx_.device);
+    int64_t window_steps = 0;
+    if (!ctx_.resume_dir.empty()) {
+      const std::string dir = latest_checkpoint(ctx_.resume_dir);
+      TESSERA_CHECK(!dir.empty(), "--resume ", ctx_.resume_dir, ": no checkpoint found (looked for ",
+                    ctx_.resume_dir, "/checkpoints/step_<N>/ with a state.json)");
+      const Checkpoint ckpt = load_checkpoint(dir, ctx_.device);
+      TESSERA_CHECK(ckpt.state.value("job", "") == "classifier", "checkpoint ", dir, " was written by job \"",
+                    ckpt.state.value("job", "?"), "\", not \"classifier\"");
+      model->load_state_dict(ckpt.file("model"));
+      optimizer->load_state_dict(ckpt.file("optimizer"));
+      step = ckpt.step;
+      const auto& st = ckpt.state;
+      default_generator().set_state(st.at("rng").at("seed").get<uint64_t>(), st.at("rng").at("offset").get<uint64_t>());
+      sampler.restore({st.at("sampler").at("epoch").get<int64_t>(), st.at("sampler").at("position").get<int64_t>()});
+      loss_sum = Tensor::scalar(st.at("loss_window").at("sum").get<double>(), DType::f32, ctx_.device);
+      window_steps = st.at("loss_window").at("steps").get<int64_t>();
+      log.truncate_after(step);
+      std::printf("resumed from %s at step %lld\n", dir.c_str(), static_cast<long long>(step));
+    }
+    TESSERA_CHECK(step <= total, "the checkpoint is at step ", step, ", beyond the configured ", total,
+                  " steps (raise train.steps to train further)");
+
+    const int64_t first_step = step;
+    Progress progress(total, s_.log_every, "examples", step);
+    const std::vector<Tensor> params = model->parameters();
+    Tensor grad_norm;
+    std::optional<std::pair<double, double>> last_eval;  // (accuracy, loss) at the final step
+    model->train();
+    while (step < total) {
+      const auto [images, labels] = train_set.batch(sampler.next());
+      const Tensor x = images.to(ctx_.device), y = labels.to(ctx_.device);
+      const double lr = schedule->at(step);
+      optimizer->set_lr(lr);
+      optimizer->zero_grad();
+      const Tensor loss = cross_entropy((*model)(x), y);
+      loss.backward();
+      if (s_.grad_clip > 0) grad_norm = optim::clip_grad_norm(params, s_.grad_clip);
+      optimizer->step();
+      ++step;
+      {
+        NoGradGuard no_grad;
+        loss_sum = loss_sum + loss.detach();
+      }
+      ++window_steps;
+      progress.count(s_.batch_size);
+
+      if (step % s_.log_every == 0 || step == total) {
+        const double mean_loss = loss_sum.item() / static_cast<double>(window_steps);
+        nlohmann::ordered_json extra = {
+            {"lr", lr}, {"epoch", static_cast<double>(step * s_.batch_size) / static_cast<double>(train_set.size())}};
+        if (grad_norm.defined()) extra["grad_norm"] = grad_norm.item();
+        log.train(step, mean_loss, extra);
+        char lr_text[32];
+        std::snprintf(lr_text, sizeof lr_text, "lr %.2e", lr);
+        progress.print(step, mean_loss, lr_text);
+        loss_sum = Tensor::zeros({}, DType::f32, ctx_.device);
+        window_steps = 0;
+      }
+      if ((s_.eval_every > 0 && step % s_.eval_every == 0) || step == total) {
+        const auto [accuracy, test_loss] = evaluate(*model, test_set);
+        log.eval(step, {{"test_accuracy", accuracy}, {"test_loss", test_loss}});
+        char text[96];
+        std::snprintf(text, sizeof text, "eval step %lld: test_accuracy %.4f test_loss %.4f",
+                      static_cast<long long>(step), accuracy, test_loss);
+        progress.note(text);
+        if (step == total) last_eval = {accuracy, test_loss};
+      }
+      const bool stopping = step == s_.stop_at && step < total;
+      if ((s_.checkpoint_every > 0 && step % s_.checkpoint_every == 0) || step == total || stopping) {
+        const nlohmann::json state = {
+            {"job", "classifier"},
+            {"rng", {{"seed", default_generator().seed()}, {"offset", default_generator().offset()}}},
+            {"sampler", {{"epoch", sampler.state().epoch}, {"position", sampler.state().position}}},
+            {"loss_window", {{"sum", loss_sum.item()}, {"steps", window_steps}}},
+            {"config", ctx_.config.to_json()}};
+        const std::string dir = save_checkpoint(
+            ctx_.out_dir, step, {{"model", model->state_dict()}, {"optimizer", optimizer->state_dict()}}, state,
+            s_.checkpoint_keep);
+        progress.note("checkpoint: " + dir);
+      }
+      if (stopping) {
+        std::printf("stopped at step %lld of %lld (train.stop_at); continue with --resume %s\n",
+                    static_cast<long long>(step), static_cast<long long>(total), ctx_.out_dir.c_str());
+        return;
+      }
+    }
+    if (!last_eval) last_eval = evaluate(*model, test_set);  // resumed at the final step
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("trained steps %lld..%lld in %.1f s\n", static_cast<long long>(first_step + 1),
+                static_cast<long long>(total), seconds);
+    std::printf("test accuracy: %.4f\n", last_eval->first);
+    std::fflush(stdout);
+  }
+
+ private:
+  std::unique_ptr<optim::Optimizer> make_optimizer(std::vector<Tensor> params) const {
+    if (s_.optimizer == "sgd") {
+      optim::SgdOptions o;
+      o.lr = s_.lr;
+      o.momentum = s_.momentum;
+      o.weight_decay = s_.weight_decay;
+      o.nesterov = s_.nesterov;
+      return std::make_unique<optim::SGD>(std::move(params), o);
+    }
+    if (s_.optimizer == "adam") {
+      optim::AdamOptions o;
+      o.lr = s_.lr;
+      o.beta1 = s_.beta1;
+      o.beta2 = s_.beta2;
+      o.eps = s_.eps;
+      o.weight_decay = s_.weight_decay;
+      return std::make_unique<optim::Adam>(std::move(params), o);
+    }
+    optim::AdamWOptions o;
+    o.lr = s_.lr;
+    o.beta1 = s_.beta1;
+    o.beta2 = s_.beta2;
+    o.eps = s_.eps;
+    o.weight_decay = s_.weight_decay;
+    return std::make_unique<optim::AdamW>(std::move(params), o);
+  }
+
+  // (accuracy, mean loss) on the whole test split; sums stay on the device until the end.
+  std::pair<double, double> evaluate(models::MlpClassifier& model, const data::FashionMnist& test_set) const {
+    NoGradGuard no_grad;
+    model.eval();
+    Tensor loss_total = Tensor::zeros({}, DType::f32, ctx_.device);
+    Tensor correct = Tensor::zeros({}, DType::f32, ctx_.device);
+    for (int64_t begin = 0; begin < test_set.size(); begin += s_.eval_batch_size) {
+      const auto [images, labels] = test_set.range(begin, std::min(test_set.size(), begin + s_.eval_batch_size));
+      const Tensor x = images.to(ctx_.device), y = labels.to(ctx_.device);
+      const Tensor logits = model(x);
+      loss_total = loss_total + cross_entropy(logits, y, -100, 0.0, Reduction::sum);
+      correct = correct + sum(eq(argmax(logits, -1), y));
+    }
+    model.train();
+    const auto n = static_cast<double>(test_set.size());
+    return {correct.item() / n, loss_total.item() / n};
+  }
+
+  const JobContext& ctx_;
+  ClassifierSettings s_;
+};
+
+}  // namespace
+
+TESSERA_JOB(classifier, [](const JobContext& ctx) { return std::make_unique<ClassifierJob>(ctx); });
+
+}  // namespace tessera::train
