@@ -90,7 +90,10 @@ void bench_memory_bound() {
     Tensor rows = reshape(xs[0], {n / 4096, 4096});
     report_bandwidth(("row_sum_4096" + suffix).c_str(), n * es, median_ms([&](int) { Tensor z = sum(rows, {1}); }));
     report_bandwidth(("column_sum_4096" + suffix).c_str(), n * es, median_ms([&](int) { Tensor z = sum(rows, {0}); }));
-    report_bandwidth(("cast_to_f32" + suffix).c_str(), n * (es + 4), median_ms([&](int i) { Tensor z = xs[i % 2].to(DType::f32); }));
+    const DType other = dt == DType::f32 ? DType::bf16 : DType::f32;
+    report_bandwidth(("cast_to_" + std::string(dtype_name(other)) + suffix).c_str(),
+                     n * (es + static_cast<double>(dtype_size(other))),
+                     median_ms([&](int i) { Tensor z = xs[i % 2].to(other); }));
   }
 }
 

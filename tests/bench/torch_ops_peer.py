@@ -42,7 +42,9 @@ def memory_bound():
         rows = xs[0].view(n // 4096, 4096)
         bw(f"row_sum_4096_{tag}", n * es, median_ms(lambda i: rows.sum(1)))
         bw(f"column_sum_4096_{tag}", n * es, median_ms(lambda i: rows.sum(0)))
-        bw(f"cast_to_f32_{tag}", n * (es + 4), median_ms(lambda i: xs[i % 2].float()))
+        other, other_tag = (torch.bfloat16, "bf16") if dt == torch.float32 else (torch.float32, "f32")
+        other_es = torch.tensor([], dtype=other).element_size()
+        bw(f"cast_to_{other_tag}_{tag}", n * (es + other_es), median_ms(lambda i: xs[i % 2].to(other)))
         del xs, ys, dst
 
 if __name__ == "__main__":
