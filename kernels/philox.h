@@ -65,9 +65,9 @@ TESSERA_HOST_DEVICE float random_normal_at(uint64_t seed, uint64_t offset, uint6
   // u1 in (0, 1] so the log is finite.
   const double u1 = (static_cast<double>(b.x[pair] >> 8) + 1.0) * 0x1p-24;
   const double u2 = static_cast<double>(b.x[pair + 1] >> 8) * 0x1p-24;
-  const double radius = sqrt(-2.0 * log(u1));
+  const double radius = std::sqrt(-2.0 * std::log(u1));
   const double angle = 6.283185307179586 * u2;
-  return static_cast<float>((lane & 1) ? radius * sin(angle) : radius * cos(angle));
+  return static_cast<float>((lane & 1) ? radius * std::sin(angle) : radius * std::cos(angle));
 }
 
 }  // namespace tessera::kernels

@@ -194,4 +194,32 @@ std::string gradgradcheck(const OpTestCase& c, uint64_t seed) {
   return "";
 }
 
+std::string create_graph_matches_plain_backward(const OpTestCase& c, uint64_t seed) {
+  std::vector<Tensor> results[2];
+  for (int create_graph = 0; create_graph < 2; ++create_graph) {
+    Problem p = make_problem(c, seed);
+    std::vector<Tensor> wrt;
+    for (size_t i : p.differentiable) {
+      p.inputs[i].set_requires_grad(true);
+      wrt.push_back(p.inputs[i]);
+    }
+    if (wrt.empty()) return "";
+    const Tensor out = c.forward(p.inputs);
+    Generator vgen(seed + 1);
+    const Tensor v = randn(out.shape(), 0.0, 1.0, DType::f64, Device::cpu(), &vgen);
+    results[create_graph] = autograd::grad({sum(mul(out, v))}, wrt, {}, std::nullopt, create_graph == 1, true);
+  }
+  for (size_t k = 0; k < results[0].size(); ++k) {
+    if (results[0][k].defined() != results[1][k].defined()) return "a gradient is defined on one path only";
+    if (!results[0][k].defined()) continue;
+    const double err = relative_error(results[1][k], results[0][k]);
+    if (!(err <= 1e-10)) {
+      std::ostringstream out;
+      out << "gradient of input " << k << " differs between create_graph and plain backward (relative " << err << ")";
+      return out.str();
+    }
+  }
+  return "";
+}
+
 }  // namespace tessera::testing

@@ -58,6 +58,10 @@ OpTestRegistrar operator+(OpTestName name, OpTestCase c);
 std::string gradcheck(const OpTestCase& c, uint64_t seed);
 // Same for the gradient of sum(grad(f) * w): checks second derivatives (create_graph).
 std::string gradgradcheck(const OpTestCase& c, uint64_t seed);
+// The first derivatives computed with create_graph (the differentiable backward path that
+// gradgradcheck differentiates) equal those computed without it (the fused path): otherwise a
+// wrong composite formula could pass gradgradcheck, which differentiates it on both sides.
+std::string create_graph_matches_plain_backward(const OpTestCase& c, uint64_t seed);
 
 // max |a - b| / (max |b| + tiny) over all elements.
 double relative_error(const Tensor& a, const Tensor& b);

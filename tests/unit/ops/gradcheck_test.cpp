@@ -29,6 +29,11 @@ TEST_P(GradGradcheckTest, SecondDerivativesMatchFiniteDifferences) {
   EXPECT_EQ(gradgradcheck(c, 21), "") << c.name;
 }
 
+TEST_P(GradGradcheckTest, CreateGraphGradientsEqualPlainGradients) {
+  const OpTestCase& c = GetParam();
+  EXPECT_EQ(create_graph_matches_plain_backward(c, 31), "") << c.name;
+}
+
 INSTANTIATE_TEST_SUITE_P(Ops, GradcheckTest, ::testing::ValuesIn(cases_where(&OpTestCase::gradcheck)), case_name);
 INSTANTIATE_TEST_SUITE_P(Ops, GradGradcheckTest, ::testing::ValuesIn(cases_where(&OpTestCase::second_order)),
                          case_name);
