@@ -6,6 +6,8 @@
 #
 #   tests/gpu/run.sh              # build + tests + benchmarks
 #   tests/gpu/run.sh --no-bench   # build + tests
+#   TESSERA_GPU_BENCHES="ops gpt_mtp" tests/gpu/run.sh   # only these benchmarks ("ops" is the
+#                                 # GEMM/memory-bound table, the others tests/bench/<name>/run.sh)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -27,6 +29,7 @@ cap() {  # cap SECONDS -> min(SECONDS, time left), at least 1
   (( left < $1 )) && echo $(( left > 1 ? left : 1 )) || echo "$1"
 }
 have_time() { (( BUDGET - ($(date +%s) - t0) >= 20 )); }
+wanted() { [[ -z ${TESSERA_GPU_BENCHES:-} || " $TESSERA_GPU_BENCHES " == *" $1 "* ]]; }
 # Whatever happens (a failure, a timeout's SIGTERM), pack the logs and print the summary.
 finish() {
   trap - EXIT TERM INT
@@ -78,7 +81,7 @@ if (( BENCH )) && have_time; then
     echo "## $(date -u +%F) — ${device:-GPU} — \`tests/gpu/run.sh\`"
     echo
   } >"$OUT/results_new.md"
-  if [[ -x $BUILD/tests/bench/tessera_ops_bench ]]; then
+  if [[ -x $BUILD/tests/bench/tessera_ops_bench ]] && wanted ops; then
     timeout "$(cap 120)" python3 tests/bench/torch_ops_peer.py >"$LOGS/bench_ops_torch.txt" 2>&1
     timeout "$(cap 120)" "$BUILD/tests/bench/tessera_ops_bench" >"$LOGS/bench_ops_ours.txt" 2>&1
     {
@@ -89,8 +92,8 @@ if (( BENCH )) && have_time; then
     } >>"$OUT/results_new.md"
   fi
   for bench in tests/bench/*/run.sh; do
-    [[ -x $bench ]] && have_time || continue
     name=$(basename "$(dirname "$bench")")
+    [[ -x $bench ]] && wanted "$name" && have_time || continue
     echo "== bench $name"
     if timeout "$(cap 240)" "$bench" "$BUILD" >"$LOGS/bench_$name.md" 2>"$LOGS/bench_$name.err"; then
       { echo "### $name"; echo; cat "$LOGS/bench_$name.md"; echo; } >>"$OUT/results_new.md"
