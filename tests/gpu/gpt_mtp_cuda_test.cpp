@@ -55,8 +55,23 @@ GptMtpOptions options(const std::string& kind) {
 
 struct TrainingRun {
   std::vector<double> losses;
+  nn::StateDict first_grads;  // the gradients of step 0 (before clipping)
   nn::StateDict final_state;
 };
+
+// ||a - b||_2 / ||b||_2 over all elements: Adam turns rounding-level differences in gradients
+// near zero into +-lr updates, so a max-norm comparison of parameters after a few steps
+// measures that amplification, not the kernels; the L2 norm weighs it by how rare it is.
+double l2_relative_error(const Tensor& a, const Tensor& b) {
+  const auto va = a.to_vector<double>(), vb = b.to_vector<double>();
+  if (va.size() != vb.size()) return INFINITY;
+  double diff = 0.0, norm = 0.0;
+  for (size_t i = 0; i < va.size(); ++i) {
+    diff += (va[i] - vb[i]) * (va[i] - vb[i]);
+    norm += vb[i] * vb[i];
+  }
+  return std::sqrt(diff) / (std::sqrt(norm) + 1e-12);
+}
 
 // `steps` AdamW steps with clipping on fixed random windows; the model is built on the CPU
 // from `seed` and then moved, so both devices start from the same weights.
@@ -77,6 +92,9 @@ TrainingRun train(const GptMtpOptions& o, Device device, DType compute, int step
     b.zero_grad();
     const GptMtpLosses l = gpt_mtp_loss(model.forward_window(w), w, o.mtp_lambda);
     l.total.backward();
+    if (step == 0)
+      for (const auto& [name, p] : model.named_parameters())
+        if (p.grad().defined()) run.first_grads.emplace_back(name, p.grad().to(Device::cpu()));
     optim::clip_grad_norm(model.parameters(), 1.0);
     a.step();
     b.step();
@@ -92,8 +110,11 @@ TEST_F(CudaGptMtpTest, F32TrainingStepsMatchCpu) {
     const TrainingRun gpu = train(options(kind), Device::cuda(0), DType::f32, 4);
     for (size_t s = 0; s < cpu.losses.size(); ++s)
       EXPECT_NEAR(gpu.losses[s], cpu.losses[s], 1e-4 * std::abs(cpu.losses[s])) << kind << " step " << s;
+    for (size_t i = 0; i < cpu.first_grads.size(); ++i)
+      EXPECT_LE(relative_error(gpu.first_grads[i].second, cpu.first_grads[i].second), 1e-3)
+          << kind << " gradient of " << cpu.first_grads[i].first;
     for (size_t i = 0; i < cpu.final_state.size(); ++i)
-      EXPECT_LE(relative_error(gpu.final_state[i].second, cpu.final_state[i].second), 2e-3)
+      EXPECT_LE(l2_relative_error(gpu.final_state[i].second, cpu.final_state[i].second), 1e-3)
           << kind << " " << cpu.final_state[i].first;
   }
 }
