@@ -114,40 +114,57 @@ __global__ void column_reduce_kernel(const T* __restrict__ in, Out* __restrict__
   out[blockIdx.y * outer * inner + j] = store<Out>(acc);
 }
 
-// The same with N adjacent columns per thread (one 16-byte load per row) and two rows in
-// flight; requires inner % N == 0 and a 16-byte aligned input (checked by the caller).
+// Column pass with 16-byte loads. Block (32, kColumnLanes): threadIdx.x picks one of 32 groups
+// of N adjacent columns (a warp reads 32 x 16 contiguous bytes of a row), threadIdx.y one of
+// kColumnLanes rows, striding by kColumnLanes through the block's chunk of rows with two rows
+// in flight; the lanes are then summed in order through shared memory, so the result does not
+// depend on timing. Requires inner % N == 0 and a 16-byte aligned input (checked by the
+// caller). grid (ceil(outer * inner / N / 32), splits).
+constexpr int kColumnLanes = 8;
+
 template <ReduceOp Op, typename T, typename Out, int N>
 __global__ void column_reduce_vec_kernel(const T* __restrict__ in, Out* __restrict__ out, int64_t outer,
                                          int64_t reduce, int64_t inner, int64_t chunk) {
   using A = AccType<T>;
   using V = cuda::Vec<T, N>;
+  __shared__ A partial[kColumnLanes][32][N];
   const int64_t groups = inner / N;
-  const int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (j >= outer * groups) return;
-  const int64_t o = j / groups, g = j % groups;
+  const int64_t j = blockIdx.x * 32LL + threadIdx.x;
+  const bool active = j < outer * groups;
+  const int64_t o = active ? j / groups : 0, g = active ? j % groups : 0;
   const int64_t begin = blockIdx.y * chunk;
   const int64_t end = begin + chunk < reduce ? begin + chunk : reduce;
   const V* column = reinterpret_cast<const V*>(in + o * reduce * inner) + g;
   A acc0[N], acc1[N];
 #pragma unroll
   for (int k = 0; k < N; ++k) acc0[k] = acc1[k] = identity<Op, A>();
-  int64_t r = begin;
-  for (; r + 1 < end; r += 2) {
-    const V a = column[r * groups], b = column[(r + 1) * groups];
+  if (active) {
+    int64_t r = begin + threadIdx.y;
+    for (; r + kColumnLanes < end; r += 2 * kColumnLanes) {
+      const V a = column[r * groups], b = column[(r + kColumnLanes) * groups];
 #pragma unroll
-    for (int k = 0; k < N; ++k) {
-      acc0[k] = combine<Op, A>(acc0[k], load(a.v[k]));
-      acc1[k] = combine<Op, A>(acc1[k], load(b.v[k]));
+      for (int k = 0; k < N; ++k) {
+        acc0[k] = combine<Op, A>(acc0[k], load(a.v[k]));
+        acc1[k] = combine<Op, A>(acc1[k], load(b.v[k]));
+      }
+    }
+    if (r < end) {
+      const V a = column[r * groups];
+#pragma unroll
+      for (int k = 0; k < N; ++k) acc0[k] = combine<Op, A>(acc0[k], load(a.v[k]));
     }
   }
-  if (r < end) {
-    const V a = column[r * groups];
 #pragma unroll
-    for (int k = 0; k < N; ++k) acc0[k] = combine<Op, A>(acc0[k], load(a.v[k]));
-  }
+  for (int k = 0; k < N; ++k) partial[threadIdx.y][threadIdx.x][k] = combine<Op, A>(acc0[k], acc1[k]);
+  __syncthreads();
+  if (threadIdx.y != 0 || !active) return;
   Out* dst = out + blockIdx.y * outer * inner + o * inner + g * N;
 #pragma unroll
-  for (int k = 0; k < N; ++k) dst[k] = store<Out>(combine<Op, A>(acc0[k], acc1[k]));
+  for (int k = 0; k < N; ++k) {
+    A acc = partial[0][threadIdx.x][k];
+    for (int lane = 1; lane < kColumnLanes; ++lane) acc = combine<Op, A>(acc, partial[lane][threadIdx.x][k]);
+    dst[k] = store<Out>(acc);
+  }
 }
 
 template <ReduceOp Op, typename T>
@@ -210,15 +227,21 @@ int64_t column_vector_width(int64_t inner, const T* in) {
   return inner % N == 0 && cuda::aligned16(in) ? N : 1;
 }
 
+// Blocks of the column pass along the outputs (gridDim.x).
+template <typename T>
+int64_t column_blocks(int64_t outputs, int64_t inner, const T* in) {
+  const int64_t width = column_vector_width<T>(inner, in);
+  return width > 1 ? (outputs / width + 31) / 32 : (outputs + cuda::kThreads - 1) / cuda::kThreads;
+}
+
 template <ReduceOp Op, typename T, typename Out>
 void launch_column_reduce(const T* in, Out* out, int64_t outer, int64_t splits, int64_t reduce, int64_t inner,
                           int64_t chunk, cudaStream_t stream) {
   constexpr int N = cuda::vec_width<T>();
-  const int64_t width = column_vector_width<T>(inner, in);
-  const auto blocks = static_cast<unsigned>((outer * inner / width + cuda::kThreads - 1) / cuda::kThreads);
-  const dim3 grid(blocks, static_cast<unsigned>(splits));
-  if (width == N && N > 1) {
-    column_reduce_vec_kernel<Op, T, Out, N><<<grid, cuda::kThreads, 0, stream>>>(in, out, outer, reduce, inner, chunk);
+  const dim3 grid(static_cast<unsigned>(column_blocks<T>(outer * inner, inner, in)), static_cast<unsigned>(splits));
+  if (N > 1 && column_vector_width<T>(inner, in) == N) {
+    column_reduce_vec_kernel<Op, T, Out, N><<<grid, dim3(32, kColumnLanes), 0, stream>>>(in, out, outer, reduce,
+                                                                                         inner, chunk);
   } else {
     column_reduce_kernel<Op, T, Out><<<grid, cuda::kThreads, 0, stream>>>(in, out, outer, reduce, inner, chunk);
   }
@@ -245,8 +268,7 @@ void reduce_typed(const T* in, T* out, int64_t outer, int64_t reduce, int64_t in
     return;
   }
   const int64_t outputs = outer * inner;
-  const int64_t blocks = (outputs / column_vector_width<T>(inner, in) + cuda::kThreads - 1) / cuda::kThreads;
-  const int64_t splits = choose_splits(blocks, reduce, 64);
+  const int64_t splits = choose_splits(column_blocks<T>(outputs, inner, in), reduce, 64);
   const int64_t chunk = (reduce + splits - 1) / splits;
   if (splits == 1) {
     launch_column_reduce<Op, T, T>(in, out, outer, 1, reduce, inner, chunk, stream);
