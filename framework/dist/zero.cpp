@@ -86,6 +86,9 @@ ZeroAdamW::ZeroAdamW(std::vector<std::pair<std::string, Tensor>> named_parameter
     TESSERA_CHECK(seen.insert(t.impl()).second, "ZeRO optimizer: parameter `", name, "` is listed twice");
     numels.push_back(t.numel());
   }
+  TESSERA_CHECK(options_.weight_decay_mask.empty() || options_.weight_decay_mask.size() == params_.size(),
+                "ZeRO optimizer: the weight-decay mask has ", options_.weight_decay_mask.size(), " entries for ",
+                params_.size(), " parameters");
   layout_ = make_zero_layout(numels, communicator.world_size());
   pieces_ = layout_.pieces(communicator.rank());
   param_steps_.assign(params_.size(), 0);
@@ -179,10 +182,11 @@ void ZeroAdamW::step(double max_grad_norm, bool compute_norm) {
     grad_norm_ = norm;
   }
 
-  // 4. AdamW on the pieces of this shard whose parameter has a gradient.
+  // 4. AdamW on the pieces of this shard whose parameter has a gradient: one launch for the
+  // parameters with weight decay, one for those without (the mask).
   for (size_t i = 0; i < params_.size(); ++i)
     if (has_grad[i]) ++param_steps_[i];
-  std::vector<kernels::OptimTensor> tensors;
+  std::vector<kernels::OptimTensor> groups[2];  // [0]: no decay, [1]: decay
   for (const auto& piece : pieces_) {
     if (!has_grad[piece.param]) continue;
     kernels::OptimTensor t;
@@ -192,16 +196,19 @@ void ZeroAdamW::step(double max_grad_norm, bool compute_norm) {
     t.state[1] = f32_at(exp_avg_sq_, piece.shard_begin);
     t.numel = piece.numel;
     t.step = param_steps_[piece.param];
-    tensors.push_back(t);
+    const bool decays = options_.weight_decay_mask.empty() || options_.weight_decay_mask[piece.param];
+    groups[decays ? 1 : 0].push_back(t);
   }
-  kernels::AdamConfig config;
-  config.lr = options_.lr;
-  config.beta1 = options_.beta1;
-  config.beta2 = options_.beta2;
-  config.eps = options_.eps;
-  config.weight_decay = options_.weight_decay;
-  config.decoupled_weight_decay = true;
-  if (!tensors.empty()) {
+  for (int decays = 0; decays < 2; ++decays) {
+    std::vector<kernels::OptimTensor>& tensors = groups[decays];
+    if (tensors.empty()) continue;
+    kernels::AdamConfig config;
+    config.lr = options_.lr;
+    config.beta1 = options_.beta1;
+    config.beta2 = options_.beta2;
+    config.eps = options_.eps;
+    config.weight_decay = decays ? options_.weight_decay : 0.0;
+    config.decoupled_weight_decay = true;
     if (device_.is_cpu()) {
       kernels::adam_update_cpu(DType::f32, tensors.data(), static_cast<int64_t>(tensors.size()), config);
     } else {

@@ -41,6 +41,10 @@ struct ZeroOptions {
   double eps = 1e-8;
   double weight_decay = 0.01;
   DType reduce_dtype = DType::f32;  // wire dtype of the gradient reduce-scatter
+  // Which parameters get weight_decay (one entry per parameter, in order); empty: all of them.
+  // What two optim::AdamW instances (decay / no-decay groups) do, in one sharded optimizer, so
+  // that gradient clipping still sees the global norm.
+  std::vector<bool> weight_decay_mask;
 };
 
 // Where every parameter lives in the flat space, and how it is cut into shards.

@@ -70,7 +70,8 @@ const nn::StateDict& Checkpoint::file(const std::string& name) const {
 std::string checkpoint_dir_name(int64_t step) { return "step_" + std::to_string(step); }
 
 std::string save_checkpoint(const std::string& run_dir, int64_t step, const std::vector<CheckpointFile>& files,
-                            const nlohmann::json& state, int64_t keep_last) {
+                            const nlohmann::json& state, int64_t keep_last,
+                            const std::vector<CheckpointSubdir>& subdirs) {
   TESSERA_CHECK(step >= 0, "save_checkpoint: negative step ", step);
   TESSERA_CHECK(state.is_object(), "save_checkpoint: the trainer state must be a JSON object");
   const fs::path checkpoints = fs::path(run_dir) / "checkpoints";
@@ -94,6 +95,12 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const std:
       save_safetensors((tmp / file_name).string(), f.tensors, metadata);
       full["files"].push_back(file_name);
       fsync_path(tmp / file_name, false);
+    }
+    if (!subdirs.empty()) full["subdirs"] = nlohmann::json::array();
+    for (const auto& sub : subdirs) {
+      TESSERA_CHECK(fs::is_directory(sub.path), "checkpoint: ", sub.path, " (to become ", sub.name, "/) is missing");
+      fs::rename(sub.path, tmp / sub.name);
+      full["subdirs"].push_back(sub.name);
     }
     write_text(tmp / "state.json", full.dump(2) + "\n");
     fsync_path(tmp / "state.json", false);
@@ -150,6 +157,10 @@ Checkpoint load_checkpoint(const std::string& checkpoint_dir, Device device) {
   ckpt.step = ckpt.state["step"].get<int64_t>();
   TESSERA_CHECK(ckpt.state.contains("files") && ckpt.state["files"].is_array(), "checkpoint state ",
                 state_path.string(), " has no \"files\" list");
+  if (ckpt.state.contains("subdirs") && ckpt.state["subdirs"].is_array())
+    for (const auto& name : ckpt.state["subdirs"])
+      TESSERA_CHECK(name.is_string() && fs::is_directory(dir / name.get<std::string>()), "checkpoint ", dir.string(),
+                    " is incomplete: its directory ", name.dump(), " is missing");
   for (const auto& name : ckpt.state["files"]) {
     TESSERA_CHECK(name.is_string(), "checkpoint state ", state_path.string(), " lists a file that is not a string");
     const std::string file_name = name.get<std::string>();

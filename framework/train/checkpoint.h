@@ -44,10 +44,20 @@ struct Checkpoint {
 
 std::string checkpoint_dir_name(int64_t step);  // "step_<N>"
 
+// A directory written beforehand (ZeRO-1 shards, written by every rank: zero_checkpoint.h) that
+// save_checkpoint moves into the checkpoint as `name`/ before renaming it into place.
+struct CheckpointSubdir {
+  std::string name;
+  std::string path;
+};
+
 // Writes RUN/checkpoints/step_<step>/ and returns its path. `state` must be a JSON object; its
 // keys "format", "step" and "files" are set here. keep_last <= 0 keeps every checkpoint.
+// `subdirs` are renamed into the temporary directory (same filesystem), so they appear
+// atomically together with the rest; state.json lists them under "subdirs".
 std::string save_checkpoint(const std::string& run_dir, int64_t step, const std::vector<CheckpointFile>& files,
-                            const nlohmann::json& state, int64_t keep_last);
+                            const nlohmann::json& state, int64_t keep_last,
+                            const std::vector<CheckpointSubdir>& subdirs = {});
 
 // The newest complete checkpoint directory for `dir`, which may be a run directory (looks in
 // dir/checkpoints/), a checkpoints/ directory, or itself a step_<N> directory. "" if none.

@@ -8,6 +8,11 @@
 // device (flag over config key `device`) and check it exists, build the job (it reads every key
 // it uses), reject unknown keys, write OUT/config.toml (the effective configuration), then
 // train. Everything that can be wrong with the input fails before any data is loaded.
+//
+// Under a launcher (`mpirun -np N`, `srun`) every rank runs this; only rank 0 (from the
+// launcher's environment: MPI starts later, inside the job) checks --out for an earlier run,
+// writes OUT/config.toml and prints the header. A rank whose job fails after the process group
+// started ends the whole job at once (MPI_Abort) instead of leaving its peers to time out.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -15,7 +20,9 @@
 
 #include "framework/core/device.h"
 #include "framework/core/error.h"
+#include "framework/dist/process_group.h"
 #include "framework/train/config.h"
+#include "framework/train/distributed.h"
 #include "framework/train/job.h"
 #include "launchers/command.h"
 
@@ -44,9 +51,10 @@ void run_train(const TrainOptions& o) {
   const std::string job_name = config.get_string("job");
   const std::string out = o.out.empty() ? o.resume : o.out;
   TESSERA_CHECK(!out.empty(), "tessera train: --out DIR is required (or --resume DIR, which then is also the output)");
+  const bool root = train::rank_from_environment() == 0;
   if (!o.resume.empty()) {
     TESSERA_CHECK(std::filesystem::is_directory(o.resume), "--resume ", o.resume, ": no such directory");
-  } else {
+  } else if (root) {
     // A fresh run never appends to (or prunes the checkpoints of) an earlier run.
     const auto previous = std::filesystem::path(out);
     TESSERA_CHECK(!std::filesystem::exists(previous / "log.jsonl") && !std::filesystem::exists(previous / "checkpoints"),
@@ -60,13 +68,22 @@ void run_train(const TrainOptions& o) {
 
   std::filesystem::create_directories(out);
   const std::string snapshot = (std::filesystem::path(out) / "config.toml").string();
-  std::ofstream(snapshot) << config.to_toml();
-  std::cout << "tessera train: job " << job_name << " on " << device.str() << ", config " << o.config
-            << (o.resume.empty() ? "" : ", resuming from " + o.resume) << "\n"
-            << "  log: " << (std::filesystem::path(out) / "log.jsonl").string()
-            << "  checkpoints: " << (std::filesystem::path(out) / "checkpoints").string() << "/step_<N>/"
-            << "  effective config: " << snapshot << std::endl;
-  job->run();
+  if (root) {
+    std::ofstream(snapshot) << config.to_toml();
+    std::cout << "tessera train: job " << job_name << " on " << device.str() << ", config " << o.config
+              << (o.resume.empty() ? "" : ", resuming from " + o.resume) << "\n"
+              << "  log: " << (std::filesystem::path(out) / "log.jsonl").string()
+              << "  checkpoints: " << (std::filesystem::path(out) / "checkpoints").string() << "/step_<N>/"
+              << "  effective config: " << snapshot << std::endl;
+  }
+  try {
+    job->run();
+  } catch (const std::exception& e) {
+    if (!dist::ProcessGroup::initialized() || dist::ProcessGroup::get().world_size() == 1) throw;
+    std::fflush(stdout);
+    std::cerr << "error: rank " << dist::ProcessGroup::get().rank() << ": " << e.what() << std::endl;
+    dist::abort_job(1);
+  }
 }
 
 const char* kTrainFooter = R"(

@@ -15,6 +15,13 @@
 //   schedule.name ["warmup_cosine"|"constant"], schedule.warmup_steps [0], schedule.min_lr [0]
 //   eval.every [0 = at the end only], eval.batch_size [1000]
 //   log.every [50], checkpoint.every [0 = at the end only], checkpoint.keep [3]
+//   dist.* and metrics.* (framework/train/distributed.h); dist.zero = 1 needs optim.name = adamw
+//
+// Data parallel (`mpirun -np N tessera train ...`): train.batch_size is one rank's batch; each
+// step takes a global batch of N * batch_size examples from the shuffled epoch and rank r
+// trains on its r-th slice (batch_sampler.h), so N ranks of b train what 1 rank of N * b
+// trains. Only rank 0 writes the log, progress lines and checkpoints; logged losses and test
+// results are over all ranks.
 //
 // The step loop keeps the host out of the way: the loss is summed on the device and read back
 // only at logging steps, and the gradient norm only then. Resume restores model, optimizer,
@@ -39,9 +46,12 @@
 #include "framework/optim/schedule.h"
 #include "framework/optim/sgd.h"
 #include "framework/train/checkpoint.h"
+#include "framework/train/distributed.h"
+#include "framework/train/dp_optimizer.h"
 #include "framework/train/job.h"
 #include "framework/train/log.h"
 #include "framework/train/progress.h"
+#include "framework/train/train_metrics.h"
 
 namespace tessera::train {
 namespace {
@@ -65,6 +75,7 @@ struct ClassifierSettings {
   int64_t eval_every = 0, eval_batch_size = 1000;
   int64_t log_every = 50;
   int64_t checkpoint_every = 0, checkpoint_keep = 3;
+  DistSettings dist;
 };
 
 void check_positive(int64_t value, const char* key) {
@@ -127,6 +138,7 @@ ClassifierSettings read_settings(const Config& c) {
   s.log_every = c.get_int("log.every", 50);
   s.checkpoint_every = c.get_int("checkpoint.every", 0);
   s.checkpoint_keep = c.get_int("checkpoint.keep", 3);
+  s.dist = read_dist_settings(c);
 
   c.check_all_used();
 
@@ -144,6 +156,9 @@ ClassifierSettings read_settings(const Config& c) {
   check_not_negative(s.grad_clip, "train.grad_clip");
   TESSERA_CHECK(s.stop_at >= 0, "config key `train.stop_at` must not be negative (0: run to the end)");
   check_choice(s.optimizer, optimizers, "optim.name");
+  s.dist.validate();
+  TESSERA_CHECK(!s.dist.zero || s.optimizer == "adamw", "config key `dist.zero` = 1 (ZeRO-1 sharded AdamW) needs ",
+                "`optim.name` = \"adamw\", got \"", s.optimizer, "\"");
   TESSERA_CHECK(s.lr > 0, "config key `optim.lr` must be positive, got ", s.lr);
   check_not_negative(s.weight_decay, "optim.weight_decay");
   TESSERA_CHECK(betas.size() == 2 && betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1,
@@ -165,82 +180,96 @@ class ClassifierJob : public Job {
 
   void run() override {
     const auto start = std::chrono::steady_clock::now();
+    DataParallel dp(s_.dist, ctx_.device);
+    const Device device = dp.device();
+    const bool root = dp.is_root();
     const data::FashionMnist train_set(s_.data_dir, data::Split::train, s_.pixel_range);
     const data::FashionMnist test_set(s_.data_dir, data::Split::test, s_.pixel_range);
-    data::BatchSampler sampler(train_set.size(), s_.batch_size, s_.seed);
+    data::BatchSampler sampler(train_set.size(), s_.batch_size * dp.world_size(), s_.seed, dp.rank(), dp.world_size());
     const int64_t total = s_.steps > 0 ? s_.steps
                                        : std::max<int64_t>(1, std::llround(s_.epochs * static_cast<double>(
                                                                                            sampler.batches_per_epoch())));
 
     manual_seed(s_.seed);
     auto model = std::make_shared<models::MlpClassifier>(s_.model);
-    model->to(ctx_.device);
-    std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(model->parameters());
+    model->to(device);
+    dp.broadcast_parameters(*model);
+    std::unique_ptr<DataParallelOptimizer> optimizer = make_optimizer(dp, model->named_parameters());
+    const std::vector<NamedOptimizer> optimizers = {{"optimizer", optimizer.get()}};
     const auto schedule = optim::make_schedule(s_.schedule, s_.lr, s_.warmup_steps, total, s_.min_lr);
+    // An MLP: 2 FLOPs per weight per example forward, twice that backward.
+    TrainMetrics metrics(dp, 6.0 * static_cast<double>(model->parameter_count()));
 
-    JsonlLog log(ctx_.out_dir);
+    JsonlLog log(ctx_.out_dir, root);
     int64_t step = 0;
-    Tensor loss_sum = Tensor::zeros({}, DType::f32, ctx_.device);
+    Tensor loss_sum = Tensor::zeros({}, DType::f32, device);
     int64_t window_steps = 0;
     if (!ctx_.resume_dir.empty()) {
       const std::string dir = latest_checkpoint(ctx_.resume_dir);
       TESSERA_CHECK(!dir.empty(), "--resume ", ctx_.resume_dir, ": no checkpoint found (looked for ",
                     ctx_.resume_dir, "/checkpoints/step_<N>/ with a state.json)");
-      const Checkpoint ckpt = load_checkpoint(dir, ctx_.device);
+      const Checkpoint ckpt = load_checkpoint(dir, device);
       TESSERA_CHECK(ckpt.state.value("job", "") == "classifier", "checkpoint ", dir, " was written by job \"",
                     ckpt.state.value("job", "?"), "\", not \"classifier\"");
       model->load_state_dict(ckpt.file("model"));
-      optimizer->load_state_dict(ckpt.file("optimizer"));
+      restore_dp_optimizers(ckpt, optimizers);
       step = ckpt.step;
       const auto& st = ckpt.state;
       default_generator().set_state(st.at("rng").at("seed").get<uint64_t>(), st.at("rng").at("offset").get<uint64_t>());
       sampler.restore({st.at("sampler").at("epoch").get<int64_t>(), st.at("sampler").at("position").get<int64_t>()});
-      loss_sum = Tensor::scalar(st.at("loss_window").at("sum").get<double>(), DType::f32, ctx_.device);
+      loss_sum = Tensor::scalar(st.at("loss_window").at("sum").get<double>(), DType::f32, device);
       window_steps = st.at("loss_window").at("steps").get<int64_t>();
       log.truncate_after(step);
-      std::printf("resumed from %s at step %lld\n", dir.c_str(), static_cast<long long>(step));
+      if (root) std::printf("resumed from %s at step %lld\n", dir.c_str(), static_cast<long long>(step));
     }
     TESSERA_CHECK(step <= total, "the checkpoint is at step ", step, ", beyond the configured ", total,
                   " steps (raise train.steps to train further)");
+    if (root && dp.running())
+      std::printf("data parallel: %d rank(s), %s, gradients as %s\n", dp.world_size(),
+                  optimizer->zero() ? "ZeRO-1" : "DDP buckets", s_.dist.allreduce_dtype.c_str());
 
     const int64_t first_step = step;
-    Progress progress(total, s_.log_every, "examples", step);
-    const std::vector<Tensor> params = model->parameters();
-    Tensor grad_norm;
+    const int64_t global_batch = s_.batch_size * dp.world_size();
+    Progress progress(total, s_.log_every, "examples", step, root);
     std::optional<std::pair<double, double>> last_eval;  // (accuracy, loss) at the final step
     model->train();
     while (step < total) {
+      const auto step_start = std::chrono::steady_clock::now();
       const auto [images, labels] = train_set.batch(sampler.next());
-      const Tensor x = images.to(ctx_.device), y = labels.to(ctx_.device);
+      const Tensor x = images.to(device), y = labels.to(device);
       const double lr = schedule->at(step);
       optimizer->set_lr(lr);
       optimizer->zero_grad();
       const Tensor loss = cross_entropy((*model)(x), y);
-      loss.backward();
-      if (s_.grad_clip > 0) grad_norm = optim::clip_grad_norm(params, s_.grad_clip);
-      optimizer->step();
+      optimizer->scale(loss).backward();
+      const bool stepped = optimizer->step();
       ++step;
       {
         NoGradGuard no_grad;
         loss_sum = loss_sum + loss.detach();
       }
       ++window_steps;
-      progress.count(s_.batch_size);
+      progress.count(global_batch);
+      metrics.step(step, std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count(), 0,
+                   s_.batch_size, optimizer->scaler());
+      if (!stepped) log.write({{"step", step}, {"skipped_step", true}, {"loss_scale", optimizer->scaler().loss_scale()}});
 
       if (step % s_.log_every == 0 || step == total) {
-        const double mean_loss = loss_sum.item() / static_cast<double>(window_steps);
+        const double mean_loss = window_mean(dp, loss_sum) / static_cast<double>(window_steps);
         nlohmann::ordered_json extra = {
-            {"lr", lr}, {"epoch", static_cast<double>(step * s_.batch_size) / static_cast<double>(train_set.size())}};
+            {"lr", lr}, {"epoch", static_cast<double>(step * global_batch) / static_cast<double>(train_set.size())}};
+        const Tensor& grad_norm = optimizer->grad_norm();
         if (grad_norm.defined()) extra["grad_norm"] = grad_norm.item();
         log.train(step, mean_loss, extra);
+        metrics.logged(mean_loss, grad_norm.defined() ? extra["grad_norm"].get<double>() : -1.0);
         char lr_text[32];
         std::snprintf(lr_text, sizeof lr_text, "lr %.2e", lr);
         progress.print(step, mean_loss, lr_text);
-        loss_sum = Tensor::zeros({}, DType::f32, ctx_.device);
+        loss_sum = Tensor::zeros({}, DType::f32, device);
         window_steps = 0;
       }
       if ((s_.eval_every > 0 && step % s_.eval_every == 0) || step == total) {
-        const auto [accuracy, test_loss] = evaluate(*model, test_set);
+        const auto [accuracy, test_loss] = evaluate(*model, test_set, dp);
         log.eval(step, {{"test_accuracy", accuracy}, {"test_loss", test_loss}});
         char text[96];
         std::snprintf(text, sizeof text, "eval step %lld: test_accuracy %.4f test_loss %.4f",
@@ -254,29 +283,69 @@ class ClassifierJob : public Job {
             {"job", "classifier"},
             {"rng", {{"seed", default_generator().seed()}, {"offset", default_generator().offset()}}},
             {"sampler", {{"epoch", sampler.state().epoch}, {"position", sampler.state().position}}},
-            {"loss_window", {{"sum", loss_sum.item()}, {"steps", window_steps}}},
+            {"loss_window", {{"sum", window_mean(dp, loss_sum)}, {"steps", window_steps}}},
             {"config", ctx_.config.to_json()}};
-        const std::string dir = save_checkpoint(
-            ctx_.out_dir, step, {{"model", model->state_dict()}, {"optimizer", optimizer->state_dict()}}, state,
-            s_.checkpoint_keep);
+        std::vector<CheckpointFile> files;
+        if (root) files.push_back({"model", model->state_dict()});
+        const std::string dir =
+            save_dp_checkpoint(dp, ctx_.out_dir, step, std::move(files), state, s_.checkpoint_keep, optimizers);
         progress.note("checkpoint: " + dir);
       }
       if (stopping) {
-        std::printf("stopped at step %lld of %lld (train.stop_at); continue with --resume %s\n",
-                    static_cast<long long>(step), static_cast<long long>(total), ctx_.out_dir.c_str());
+        finish(dp, *model, metrics);
+        if (root)
+          std::printf("stopped at step %lld of %lld (train.stop_at); continue with --resume %s\n",
+                      static_cast<long long>(step), static_cast<long long>(total), ctx_.out_dir.c_str());
         return;
       }
     }
-    if (!last_eval) last_eval = evaluate(*model, test_set);  // resumed at the final step
+    if (!last_eval) last_eval = evaluate(*model, test_set, dp);  // resumed at the final step
+    finish(dp, *model, metrics);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("trained steps %lld..%lld in %.1f s\n", static_cast<long long>(first_step + 1),
-                static_cast<long long>(total), seconds);
-    std::printf("test accuracy: %.4f\n", last_eval->first);
+    if (root) {
+      std::printf("trained steps %lld..%lld in %.1f s\n", static_cast<long long>(first_step + 1),
+                  static_cast<long long>(total), seconds);
+      std::printf("test accuracy: %.4f\n", last_eval->first);
+    }
     std::fflush(stdout);
   }
 
  private:
-  std::unique_ptr<optim::Optimizer> make_optimizer(std::vector<Tensor> params) const {
+  // This rank's loss sum averaged over the ranks (collective; the sum itself on one rank).
+  static double window_mean(const DataParallel& dp, const Tensor& loss_sum) {
+    std::vector<double> v = {loss_sum.item()};
+    dp.average(v);
+    return v[0];
+  }
+
+  // The end of a run (or a stop): every rank must hold the same parameters; metrics dump.
+  void finish(const DataParallel& dp, const nn::Module& model, TrainMetrics& metrics) const {
+    if (dp.running() && dp.world_size() > 1) {
+      const uint64_t hash = dp.check_identical(model);
+      if (dp.is_root())
+        std::printf("parameters bitwise identical on all %d ranks (fnv1a64 %016llx)\n", dp.world_size(),
+                    static_cast<unsigned long long>(hash));
+    }
+    metrics.finish(ctx_.out_dir);
+    std::fflush(stdout);
+  }
+
+  std::unique_ptr<DataParallelOptimizer> make_optimizer(DataParallel& dp,
+                                                        DataParallelOptimizer::NamedParameters named) const {
+    const DpOptimizerOptions options{.max_grad_norm = s_.grad_clip, .scaler = {.enabled = false}};
+    if (s_.dist.zero) {
+      dist::ZeroOptions z{.lr = s_.lr, .beta1 = s_.beta1, .beta2 = s_.beta2, .eps = s_.eps,
+                          .weight_decay = s_.weight_decay};
+      return std::make_unique<DataParallelOptimizer>(dp, std::move(named), z, options);
+    }
+    std::vector<Tensor> params;
+    for (const auto& [name, p] : named) params.push_back(p);
+    DataParallelOptimizer::PlainOptimizers plain;
+    plain.emplace_back("", make_plain_optimizer(std::move(params)));
+    return std::make_unique<DataParallelOptimizer>(dp, std::move(named), std::move(plain), options);
+  }
+
+  std::unique_ptr<optim::Optimizer> make_plain_optimizer(std::vector<Tensor> params) const {
     if (s_.optimizer == "sgd") {
       optim::SgdOptions o;
       o.lr = s_.lr;
@@ -304,21 +373,27 @@ class ClassifierJob : public Job {
   }
 
   // (accuracy, mean loss) on the whole test split; sums stay on the device until the end.
-  std::pair<double, double> evaluate(models::MlpClassifier& model, const data::FashionMnist& test_set) const {
+  // Rank r evaluates the batches r, r + N, ...; the sums are added over the ranks.
+  std::pair<double, double> evaluate(models::MlpClassifier& model, const data::FashionMnist& test_set,
+                                     const DataParallel& dp) const {
     NoGradGuard no_grad;
     model.eval();
-    Tensor loss_total = Tensor::zeros({}, DType::f32, ctx_.device);
-    Tensor correct = Tensor::zeros({}, DType::f32, ctx_.device);
-    for (int64_t begin = 0; begin < test_set.size(); begin += s_.eval_batch_size) {
+    const Device device = dp.device();
+    Tensor loss_total = Tensor::zeros({}, DType::f32, device);
+    Tensor correct = Tensor::zeros({}, DType::f32, device);
+    const int64_t stride = s_.eval_batch_size * dp.world_size();
+    for (int64_t begin = s_.eval_batch_size * dp.rank(); begin < test_set.size(); begin += stride) {
       const auto [images, labels] = test_set.range(begin, std::min(test_set.size(), begin + s_.eval_batch_size));
-      const Tensor x = images.to(ctx_.device), y = labels.to(ctx_.device);
+      const Tensor x = images.to(device), y = labels.to(device);
       const Tensor logits = model(x);
       loss_total = loss_total + cross_entropy(logits, y, -100, 0.0, Reduction::sum);
       correct = correct + sum(eq(argmax(logits, -1), y));
     }
     model.train();
+    std::vector<double> sums = {correct.item(), loss_total.item()};
+    dp.sum(sums);
     const auto n = static_cast<double>(test_set.size());
-    return {correct.item() / n, loss_total.item() / n};
+    return {sums[0] / n, sums[1] / n};
   }
 
   const JobContext& ctx_;

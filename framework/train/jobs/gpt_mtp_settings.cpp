@@ -5,6 +5,7 @@
 
 #include "framework/core/error.h"
 #include "framework/optim/schedule.h"
+#include "framework/train/dp_optimizer.h"
 
 namespace tessera::train {
 namespace {
@@ -87,6 +88,8 @@ GptMtpSettings read_gpt_mtp_settings(const Config& c) {
   s.log_every = c.get_int("log.every", s.log_every);
   s.checkpoint_every = c.get_int("checkpoint.every", 0);
   s.checkpoint_keep = c.get_int("checkpoint.keep", 3);
+  s.dist = read_dist_settings(c);
+  s.scaler = read_grad_scaler_options(c, s.precision == "fp16");
 
   c.check_all_used();
 
@@ -101,7 +104,8 @@ GptMtpSettings read_gpt_mtp_settings(const Config& c) {
   check_not_negative(s.grad_clip, "train.grad_clip");
   TESSERA_CHECK(s.stop_at >= 0, "config key `train.stop_at` must not be negative (0: run to the end)");
   check_not_negative(s.time_limit_minutes, "train.time_limit_minutes");
-  check_choice(s.precision, {"auto", "f32", "bf16"}, "train.precision");
+  check_choice(s.precision, {"auto", "f32", "bf16", "fp16"}, "train.precision");
+  s.dist.validate();
   TESSERA_CHECK(s.lr > 0, "config key `optim.lr` must be positive, got ", s.lr);
   check_not_negative(s.weight_decay, "optim.weight_decay");
   TESSERA_CHECK(betas.size() == 2 && betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1,

@@ -11,8 +11,10 @@
 #include <cstdint>
 #include <string>
 
+#include "framework/amp/grad_scaler.h"
 #include "framework/models/gpt_mtp.h"
 #include "framework/train/config.h"
+#include "framework/train/distributed.h"
 
 namespace tessera::train {
 
@@ -28,7 +30,7 @@ struct GptMtpSettings {
   double grad_clip = 1.0;   // 0: off
   int64_t stop_at = 0;
   double time_limit_minutes = 0;  // 0: off; otherwise stop (eval + checkpoint) once this much wall time has passed
-  std::string precision = "auto";  // auto (bf16 on CUDA, f32 on CPU) | f32 | bf16
+  std::string precision = "auto";  // auto (bf16 on CUDA, f32 on CPU) | f32 | bf16 | fp16 (loss scaling)
   double lr = 3e-4, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
   std::string schedule = "warmup_cosine";
   int64_t warmup_steps = 0;
@@ -39,6 +41,8 @@ struct GptMtpSettings {
   int64_t log_every = 10;
   int64_t checkpoint_every = 0;  // 0: at the end only
   int64_t checkpoint_keep = 3;
+  DistSettings dist;               // dist.*, metrics.* (framework/train/distributed.h)
+  amp::GradScalerOptions scaler;   // amp.* (fp16 only)
 };
 
 GptMtpSettings read_gpt_mtp_settings(const Config& config);

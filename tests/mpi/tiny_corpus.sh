@@ -1,0 +1,34 @@
+# Sourced by the tests that train a tiny GPT-MTP under mpirun (tests/mpi/train_dp.sh,
+# tests/metrics/train_scrape.sh):
+#   make_tiny_shards TESSERA DIR   writes DIR/corpus.txt (240 documents of deterministic sentences
+#                                  over 30 words, as tests/e2e/gpt_mtp.sh) and DIR/shards/
+#                                  (BPE vocabulary 320, train.bin, val.bin)
+#   tiny_gpt_args ROOT DIR         prints `tessera train` flags for a 2-layer width-32 model
+#                                  with 2 DeepSeek MTP depths on those shards, 10 steps, no dropout
+make_tiny_shards() {
+  local tessera=$1 dir=$2
+  local words=(the a jury said court county city election board state report new old men women
+               voted asked friday monday program plan money tax school public member year day)
+  RANDOM=7
+  : >"$dir/corpus.txt"
+  for ((d = 0; d < 240; d++)); do
+    for ((l = 0; l < 4; l++)); do
+      local line=""
+      for ((w = 0; w < 12; w++)); do line+="${words[RANDOM % ${#words[@]}]} "; done
+      echo "${line% }." >>"$dir/corpus.txt"
+    done
+    echo >>"$dir/corpus.txt"
+  done
+  mkdir -p "$dir/shards"
+  "$tessera" tokenizer train --input "$dir/corpus.txt" --vocab 320 --out "$dir/shards/tok.json" >/dev/null
+  "$tessera" data tokenize --tokenizer "$dir/shards/tok.json" --input "$dir/corpus.txt" --out "$dir/shards" \
+    --val-fraction 0.1 >/dev/null
+}
+
+tiny_gpt_args() {
+  local root=$1 dir=$2
+  echo --config "$root/examples/gpt_mtp/tiny.toml" --device cpu --set "data.dir=$dir/shards"
+  echo --set model.vocab_size=320 --set model.dim=32 --set model.n_layers=2 --set model.n_heads=4
+  echo --set model.n_kv_heads=2 --set model.context=32 --set model.mtp_depth=2 --set train.steps=10
+  echo --set log.every=5 --set eval.every=0 --set eval.max_batches=2 --set schedule.warmup_steps=3
+}
