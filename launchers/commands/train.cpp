@@ -109,6 +109,12 @@ the resumed run's losses equal a straight run's bit for bit. Log lines after the
 step (from a run that died later) are dropped from OUT/log.jsonl before training continues.
 Without --resume, an OUT that already holds a run (log.jsonl or checkpoints/) is refused.
 
+Several ranks: `mpirun -np N tessera train ...` or `srun --mpi=pmix tessera train ...` trains
+data-parallel with no wrapper (train.batch_size is per rank); only rank 0 writes OUT. Keys
+dist.timeout_s, dist.allreduce_dtype (fp32|bf16|fp16), dist.first_bucket_mb, dist.bucket_mb,
+dist.zero (ZeRO-1), metrics.port (Prometheus /metrics on port + local rank), metrics.dump;
+see launchers/README.md.
+
 Config: TOML. `job` picks the training job; the other keys belong to it (see
 examples/<family>/*.toml and their READMEs). --set key=value overrides a key; the value is
 read as TOML (0.1, true, [1, 2], "text") or else as a plain string. A key that the job does

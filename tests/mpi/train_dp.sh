@@ -12,6 +12,9 @@
 #   zero        (c, g) dist.zero=1 at 4 ranks matches plain data parallelism; a ZeRO checkpoint
 #               written at 4 ranks (stop at step 5) resumes at 2 ranks and ends where the
 #               straight run ends (1e-5); resuming it with dist.zero=0 is an error naming the key
+#   fp16        train.precision=fp16 with an initial loss scale of 2^20: the first steps overflow,
+#               are skipped on both ranks alike (skipped_steps_total, log lines with loss_scale),
+#               then training proceeds with the halved scale; ranks stay identical
 #   classifier  the classifier job: 2 ranks x 16 images match 1 process x 32 (Fashion-MNIST;
 #               skipped without the dataset)
 #   kill|stop   (f) kill -9 / SIGSTOP of rank 1 mid-training ends the job non-zero within
@@ -122,6 +125,21 @@ zero)
   identical split 2
   $compare "$(model zero)" "$(model split)" --rtol 1e-5 || fail "4 -> 2 rank resume differs from the straight run"
   echo "ok: ZeRO-1 matches plain DP; a 4-rank ZeRO checkpoint resumed at 2 ranks"
+  ;;
+fp16)
+  make_shards
+  # shellcheck disable=SC2046
+  mpi 2 $(common) --set train.batch_size=4 --set train.precision=fp16 --set amp.init_scale=1048576 \
+    --set metrics.dump=true --out "$WORK/fp16" >"$WORK/fp16.txt" 2>&1 || fail "fp16: $(tail "$WORK/fp16.txt")"
+  identical fp16 2
+  skipped=$(grep -c '"skipped_step":true,"loss_scale":' "$WORK/fp16/log.jsonl" || true)
+  (( skipped > 0 && skipped < 10 )) || fail "expected some but not all steps skipped, got $skipped: $(cat "$WORK/fp16/log.jsonl")"
+  for r in 0 1; do
+    n=$(sed -n "s/^tessera_train_skipped_steps_total{rank=\"$r\",world=\"2\"} //p" "$WORK/fp16/metrics/rank$r.prom")
+    [[ $n == "$skipped" ]] || fail "rank $r counted $n skipped steps, the log $skipped"
+  done
+  grep -q '"step":10,"loss":.*"loss_scale":' "$WORK/fp16/log.jsonl" || fail "no training line with loss_scale at step 10"
+  echo "ok: fp16 skipped $skipped overflowing steps on both ranks, then trained"
   ;;
 classifier)
   [[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]] || { echo "SKIP: no Fashion-MNIST"; exit 77; }
