@@ -47,6 +47,7 @@ int rank_from_environment() {
 
 DataParallel::DataParallel(const DistSettings& settings, Device requested) : settings_(settings), device_(requested) {
   if (dist::launcher_from_environment() == "none" && !settings.zero) return;
+  owns_group_ = !dist::ProcessGroup::initialized();
   group_ = &dist::ProcessGroup::init({.timeout_s = settings.timeout_s});
   rank_ = group_->rank();
   world_ = group_->world_size();
@@ -58,7 +59,7 @@ DataParallel::DataParallel(const DistSettings& settings, Device requested) : set
 DataParallel::~DataParallel() {
   // With an exception in flight the other ranks may be anywhere: a shutdown barrier would only
   // wait for the timeout. The caller aborts the job instead.
-  if (group_ != nullptr && std::uncaught_exceptions() == 0) dist::ProcessGroup::shutdown();
+  if (owns_group_ && std::uncaught_exceptions() == 0) dist::ProcessGroup::shutdown();
 }
 
 dist::CommStats* DataParallel::stats() const { return group_ != nullptr ? &group_->stats() : nullptr; }

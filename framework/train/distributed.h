@@ -20,8 +20,9 @@
 //     only at logging/evaluation steps, where the job reads values back anyway)
 //   dp.root_decides(flag): rank 0's decision on every rank (wall-clock limits)
 //   dp.check_identical(*model) at the end: every rank must hold the same parameter bytes.
-// The destructor shuts the group down (a collective barrier with the timeout) unless an
-// exception is in flight — then the launcher command aborts the job (launchers/commands/train.cpp).
+// The destructor shuts the group down (a collective barrier with the timeout) if it started it,
+// unless an exception is in flight — then the launcher command aborts the job
+// (launchers/commands/train.cpp).
 #pragma once
 
 #include <cstdint>
@@ -100,6 +101,7 @@ class DataParallel {
   DistSettings settings_;
   dist::ProcessGroup* group_ = nullptr;
   dist::Communicator* communicator_ = nullptr;
+  bool owns_group_ = false;  // started the group here (then shuts it down)
   int rank_ = 0, world_ = 1, local_rank_ = 0;
   Device device_;
 };
