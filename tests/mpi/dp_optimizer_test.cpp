@@ -111,6 +111,7 @@ TEST(DataParallelOptimizerTest, HostCollectivesAndTheIdenticalParameterCheck) {
   EXPECT_EQ(values[1], world * (world - 1) / 2);
   EXPECT_EQ(dp.root_decides(rank == 0), true);
   auto model = make_mlp(kIn, kHidden, kOut, 1 + static_cast<uint64_t>(rank));
+  model->to(dp.device());
   if (world > 1) {
     try {
       dp.check_identical(*model);
