@@ -1,12 +1,17 @@
-// The `classifier` training job: an image classifier on Fashion-MNIST.
+// The `classifier` training job: an image classifier on Fashion-MNIST, an MLP or a small CNN
+// (framework/models/classifier.h; the CNN's features are what `tessera eval fid` compares).
 //
 //   tessera train --config examples/classifier/fmnist_mlp.toml --out runs/mlp
+//   tessera train --config examples/classifier/fmnist_cnn.toml --out runs/cnn
 //
 // Config keys (defaults in brackets; examples/classifier/README.md explains them):
 //   seed [0], device [cpu]
 //   data.dir [/usr/share/datasets/fashion-mnist], data.pixel_range ["0,1"]
-//   model.kind ["mlp"], model.hidden [[256, 128]], model.activation ["relu"], model.dropout [0],
+//   model.kind ["mlp"|"cnn"]
+//     mlp: model.hidden [[256, 128]], model.activation ["relu"], model.dropout [0],
 //     model.layer_norm [false]
+//     cnn: model.channels [[32, 64]] (conv-bn-relu-avgpool blocks), model.hidden [[128]] (one
+//     width: the feature layer)
 //   train.batch_size [128], train.steps or train.epochs (exactly one), train.grad_clip [0 = off],
 //     train.stop_at [0 = off: stop with a checkpoint after this step, e.g. to fit a time slot]
 //   optim.name ["adamw"|"adam"|"sgd"], optim.lr [1e-3], optim.weight_decay [0.01 adamw, else 0],
@@ -60,7 +65,9 @@ struct ClassifierSettings {
   uint64_t seed = 0;
   std::string data_dir;
   data::PixelRange pixel_range = data::PixelRange::zero_one;
+  std::string model_kind;
   models::ClassifierOptions model;
+  models::CnnClassifierOptions cnn;
   int64_t batch_size = 128;
   int64_t steps = 0;       // from train.steps, or 0 when train.epochs is used
   double epochs = 0.0;
@@ -99,13 +106,21 @@ ClassifierSettings read_settings(const Config& c) {
   s.data_dir = c.get_string("data.dir", data::FashionMnist::kDefaultDir);
   const std::string pixel_range = c.get_string("data.pixel_range", "0,1");
 
-  const std::string model_kind = c.get_string("model.kind", "mlp");
+  s.model_kind = c.get_string("model.kind", "mlp");
   s.model.in_features = data::FashionMnist::kHeight * data::FashionMnist::kWidth;
   s.model.classes = data::FashionMnist::kClasses;
-  s.model.hidden = c.get_int_list("model.hidden", {256, 128});
-  s.model.activation = c.get_string("model.activation", "relu");
-  s.model.dropout = c.get_double("model.dropout", 0.0);
-  s.model.layer_norm = c.get_bool("model.layer_norm", false);
+  std::vector<int64_t> cnn_hidden;
+  if (s.model_kind == "cnn") {
+    s.cnn.image_size = data::FashionMnist::kHeight;
+    s.cnn.classes = data::FashionMnist::kClasses;
+    s.cnn.channels = c.get_int_list("model.channels", {32, 64});
+    cnn_hidden = c.get_int_list("model.hidden", {128});
+  } else {
+    s.model.hidden = c.get_int_list("model.hidden", {256, 128});
+    s.model.activation = c.get_string("model.activation", "relu");
+    s.model.dropout = c.get_double("model.dropout", 0.0);
+    s.model.layer_norm = c.get_bool("model.layer_norm", false);
+  }
 
   s.batch_size = c.get_int("train.batch_size", 128);
   const bool has_steps = c.has("train.steps"), has_epochs = c.has("train.epochs");
@@ -143,7 +158,13 @@ ClassifierSettings read_settings(const Config& c) {
   c.check_all_used();
 
   s.pixel_range = data::parse_pixel_range(pixel_range);
-  check_choice(model_kind, {"mlp"}, "model.kind");
+  check_choice(s.model_kind, {"mlp", "cnn"}, "model.kind");
+  if (s.model_kind == "cnn") {
+    TESSERA_CHECK(cnn_hidden.size() == 1, "config key `model.hidden` takes one width with `model.kind` = \"cnn\" ",
+                  "(the feature layer), got ", cnn_hidden.size());
+    s.cnn.hidden = cnn_hidden[0];
+    s.cnn.validate();
+  }
   for (int64_t h : s.model.hidden) check_positive(h, "model.hidden");
   check_choice(s.model.activation, nn::activation_names(), "model.activation");
   TESSERA_CHECK(s.model.dropout >= 0 && s.model.dropout < 1, "config key `model.dropout` must be in [0, 1), got ",
@@ -191,14 +212,17 @@ class ClassifierJob : public Job {
                                                                                            sampler.batches_per_epoch())));
 
     manual_seed(s_.seed);
-    auto model = std::make_shared<models::MlpClassifier>(s_.model);
+    std::shared_ptr<nn::UnaryModule> model;
+    if (s_.model_kind == "cnn")
+      model = std::make_shared<models::CnnClassifier>(s_.cnn);
+    else
+      model = std::make_shared<models::MlpClassifier>(s_.model);
     model->to(device);
     dp.broadcast_parameters(*model);
     std::unique_ptr<DataParallelOptimizer> optimizer = make_optimizer(dp, model->named_parameters());
     const std::vector<NamedOptimizer> optimizers = {{"optimizer", optimizer.get()}};
     const auto schedule = optim::make_schedule(s_.schedule, s_.lr, s_.warmup_steps, total, s_.min_lr);
-    // An MLP: 2 FLOPs per weight per example forward, twice that backward.
-    TrainMetrics metrics(dp, 6.0 * static_cast<double>(model->parameter_count()));
+    TrainMetrics metrics(dp, flops_per_example(*model));
 
     JsonlLog log(ctx_.out_dir, root);
     int64_t step = 0;
@@ -284,6 +308,8 @@ class ClassifierJob : public Job {
             {"rng", {{"seed", default_generator().seed()}, {"offset", default_generator().offset()}}},
             {"sampler", {{"epoch", sampler.state().epoch}, {"position", sampler.state().position}}},
             {"loss_window", {{"sum", window_mean(dp, loss_sum)}, {"steps", window_steps}}},
+            {"model", model_json()},
+            {"pixel_range", s_.pixel_range == data::PixelRange::zero_one ? "0,1" : "-1,1"},
             {"config", ctx_.config.to_json()}};
         std::vector<CheckpointFile> files;
         if (root) files.push_back({"model", model->state_dict()});
@@ -372,9 +398,31 @@ class ClassifierJob : public Job {
     return std::make_unique<optim::AdamW>(std::move(params), o);
   }
 
+  // What `tessera eval fid` rebuilds the network from (state.json "model").
+  nlohmann::json model_json() const {
+    if (s_.model_kind == "cnn") return s_.cnn.to_json();
+    return {{"kind", "mlp"}, {"hidden", s_.model.hidden}, {"activation", s_.model.activation},
+            {"layer_norm", s_.model.layer_norm}};
+  }
+
+  // Model FLOPs per example, forward + backward (3x forward), for the mfu metric: an MLP does 2
+  // per weight forward; a CNN 2 per weight per output position of each convolution.
+  double flops_per_example(const nn::Module& model) const {
+    if (s_.model_kind != "cnn") return 6.0 * static_cast<double>(model.parameter_count());
+    double forward = 0.0;
+    int64_t in = s_.cnn.in_channels, size = s_.cnn.image_size;
+    for (int64_t c : s_.cnn.channels) {
+      forward += 2.0 * static_cast<double>(in * c * 9 * size * size);
+      in = c;
+      size /= 2;
+    }
+    forward += 2.0 * static_cast<double>(in * size * size * s_.cnn.hidden + s_.cnn.hidden * s_.cnn.classes);
+    return 3.0 * forward;
+  }
+
   // (accuracy, mean loss) on the whole test split; sums stay on the device until the end.
   // Rank r evaluates the batches r, r + N, ...; the sums are added over the ranks.
-  std::pair<double, double> evaluate(models::MlpClassifier& model, const data::FashionMnist& test_set,
+  std::pair<double, double> evaluate(nn::UnaryModule& model, const data::FashionMnist& test_set,
                                      const DataParallel& dp) const {
     NoGradGuard no_grad;
     model.eval();
