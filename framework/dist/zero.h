@@ -44,7 +44,7 @@ struct ZeroOptions {
   // Which parameters get weight_decay (one entry per parameter, in order); empty: all of them.
   // What two optim::AdamW instances (decay / no-decay groups) do, in one sharded optimizer, so
   // that gradient clipping still sees the global norm.
-  std::vector<bool> weight_decay_mask;
+  std::vector<bool> weight_decay_mask = {};
 };
 
 // Where every parameter lives in the flat space, and how it is cut into shards.

@@ -144,19 +144,6 @@ struct EvalResult {
   std::vector<double> mtp_loss, mtp_accuracy;
 };
 
-nn::StateDict prefixed(const std::string& prefix, const nn::StateDict& state) {
-  nn::StateDict out;
-  for (const auto& [key, t] : state) out.emplace_back(prefix + key, t);
-  return out;
-}
-
-nn::StateDict with_prefix(const std::string& prefix, const nn::StateDict& state) {
-  nn::StateDict out;
-  for (const auto& [key, t] : state)
-    if (key.rfind(prefix, 0) == 0) out.emplace_back(key.substr(prefix.size()), t);
-  return out;
-}
-
 class GptMtpJob : public Job {
  public:
   explicit GptMtpJob(const JobContext& ctx) : ctx_(ctx), s_(read_gpt_mtp_settings(ctx.config)) {
@@ -344,8 +331,12 @@ class GptMtpJob : public Job {
     const DpOptimizerOptions options{.max_grad_norm = s_.grad_clip, .scaler = s_.scaler};
     DataParallelOptimizer::NamedParameters params = model_->named_parameters();
     if (s_.dist.zero) {
-      dist::ZeroOptions z{.lr = s_.lr, .beta1 = s_.beta1, .beta2 = s_.beta2, .eps = s_.eps,
-                          .weight_decay = s_.weight_decay};
+      dist::ZeroOptions z;
+      z.lr = s_.lr;
+      z.beta1 = s_.beta1;
+      z.beta2 = s_.beta2;
+      z.eps = s_.eps;
+      z.weight_decay = s_.weight_decay;
       for (const auto& [name, p] : params) z.weight_decay_mask.push_back(p.dim() >= 2);
       return std::make_unique<DataParallelOptimizer>(dp, std::move(params), z, options);
     }
