@@ -5,11 +5,15 @@
 // and the heuristic's algorithm) is built once per problem shape and cached, so repeated shapes
 // (every training step) cost one cublasLtMatmul call. The 32 MiB workspace is taken once per
 // device from the caching allocator and kept, so addresses are stable for CUDA graphs.
+// The heuristic assumes 256-byte-aligned operands unless told otherwise, so the actual
+// alignment of each pointer (views and per-group sub-matrices are often less aligned) is part
+// of the plan key and passed as the minimum-alignment preferences.
 #include <cublasLt.h>
 
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <utility>
 
 #include "framework/core/allocator.h"
 #include "kernels/cuda/common.cuh"
@@ -33,7 +37,15 @@ struct Plan {
 };
 
 using PlanKey = std::tuple<int, int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                           int64_t, int64_t, int64_t, bool>;
+                           int64_t, int64_t, int64_t, bool, uint32_t, uint32_t, uint32_t>;
+
+// Largest power of two up to 256 that divides the address.
+uint32_t alignment_of(const void* p) {
+  const uintptr_t address = reinterpret_cast<uintptr_t>(p);
+  uint32_t alignment = 256;
+  while (alignment > 1 && address % alignment != 0) alignment /= 2;
+  return alignment;
+}
 
 std::mutex plan_mutex;
 
@@ -64,8 +76,11 @@ cublasLtMatrixLayout_t make_layout(cudaDataType_t type, int64_t rows, int64_t co
 const Plan& get_plan(const GemmArgs& g, int device, cublasLtHandle_t handle) {
   static std::map<PlanKey, Plan> plans;
   const bool beta_nonzero = g.beta != 0.0f;
-  const PlanKey key{device,  static_cast<int>(g.dtype), 0,       g.trans_a, g.trans_b, g.m,   g.n, g.k,
-                    g.lda,   g.ldb,     g.ldc,           g.batch, g.stride_a, g.stride_b, g.stride_c, beta_nonzero};
+  const uint32_t align_a = alignment_of(g.a), align_b = alignment_of(g.b), align_c = alignment_of(g.c);
+  const PlanKey key{device,       static_cast<int>(g.dtype), 0,          g.trans_a,  g.trans_b, g.m,
+                    g.n,          g.k,                       g.lda,      g.ldb,      g.ldc,     g.batch,
+                    g.stride_a,   g.stride_b,                g.stride_c, beta_nonzero, align_a, align_b,
+                    align_c};
   std::lock_guard<std::mutex> lock(plan_mutex);
   auto it = plans.find(key);
   if (it != plans.end()) return it->second;
@@ -96,6 +111,14 @@ const Plan& get_plan(const GemmArgs& g, int device, cublasLtHandle_t handle) {
   const size_t workspace = kWorkspaceBytes;
   TESSERA_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                             &workspace, sizeof(workspace)));
+  // cuBLASLt's A is our B and its B our A (the column-major swap above); C and D are g.c.
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_b},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_c},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_c}};
+  for (const auto& [attribute, bytes] : alignments)
+    TESSERA_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &bytes, sizeof(bytes)));
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   TESSERA_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, plan.op, plan.a, plan.b, plan.c, plan.c, preference, 1,
