@@ -4,7 +4,8 @@
 #                                  over 30 words, as tests/e2e/gpt_mtp.sh) and DIR/shards/
 #                                  (BPE vocabulary 320, train.bin, val.bin)
 #   tiny_gpt_args ROOT DIR         prints `tessera train` flags for a 2-layer width-32 model
-#                                  with 2 DeepSeek MTP depths on those shards, 10 steps, no dropout
+#                                  with 2 DeepSeek MTP depths on those shards, 10 steps, no dropout,
+#                                  on TESSERA_TEST_DEVICE (default cpu)
 make_tiny_shards() {
   local tessera=$1 dir=$2
   local words=(the a jury said court county city election board state report new old men women
@@ -27,7 +28,11 @@ make_tiny_shards() {
 
 tiny_gpt_args() {
   local root=$1 dir=$2
-  echo --config "$root/examples/gpt_mtp/tiny.toml" --device cpu --set "data.dir=$dir/shards"
+  # TESSERA_TEST_DEVICE=cuda (tests/gpu/run_multi.sh): the same runs on GPUs, in f32 so that the
+  # 1e-5 comparisons with a one-process run still hold.
+  local device=${TESSERA_TEST_DEVICE:-cpu}
+  echo --config "$root/examples/gpt_mtp/tiny.toml" --device "$device" --set "data.dir=$dir/shards"
+  [[ $device == cpu ]] || echo --set train.precision=f32
   echo --set model.vocab_size=320 --set model.dim=32 --set model.n_layers=2 --set model.n_heads=4
   echo --set model.n_kv_heads=2 --set model.context=32 --set model.mtp_depth=2 --set train.steps=10
   echo --set log.every=5 --set eval.every=0 --set eval.max_batches=2 --set schedule.warmup_steps=3
