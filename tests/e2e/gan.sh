@@ -5,9 +5,10 @@
 #             both optimizers; a run stopped half-way and resumed writes the straight run's
 #             log.jsonl and weights bit for bit.
 #   sample:   `tessera sample` writes a 242x242 PNG grid; the same seed gives the same file, a
-#             different seed a different one; a classifier checkpoint is refused by name.
+#             different seed a different one; a classifier checkpoint is refused by name, and
+#             `tessera eval fid` refuses an MLP classifier.
 #   fid:      `tessera eval fid` with a tiny CNN classifier and a tiny generator prints the FID
-#             and the train-vs-test floor; an MLP classifier is refused.
+#             and the train-vs-test floor.
 #   bad_config: keys of another loss, batch norm with WGAN-GP and a truncated IDX file are
 #             errors naming the key or the file.
 source "$(dirname "$0")/lib.sh" "$@"
@@ -67,12 +68,16 @@ sample)
   png_ok "$WORK/a.png" 242 242
   "$TESSERA" sample --checkpoint "$WORK/run/checkpoints/step_2" --out "$WORK/b.png" --seed 3 >/dev/null
   cmp -s "$WORK/a.png" "$WORK/b.png" || fail "the same seed gave different grids"
+  "$TESSERA" sample --checkpoint "$WORK/run" --out "$WORK/e.png" --seed 4 >/dev/null
+  cmp -s "$WORK/a.png" "$WORK/e.png" && fail "seeds 3 and 4 gave the same grid"
   "$TESSERA" sample --checkpoint "$WORK/run" --out "$WORK/c.png" --seed 4 --count 16 --columns 4 >/dev/null
   png_ok "$WORK/c.png" 122 122
   "$TESSERA" train --config "$EXAMPLE" --device cpu --set "model.hidden=[8]" --set train.steps=1 --set schedule.warmup_steps=0 \
     --set eval.batch_size=5000 --out "$WORK/cls" >/dev/null
   run_expect_failure 'does not describe a GAN (job "classifier")' \
     "$TESSERA" sample --checkpoint "$WORK/cls" --out "$WORK/d.png"
+  run_expect_failure 'FID needs the CNN classifier' \
+    "$TESSERA" eval fid --classifier "$WORK/cls" --generator "$WORK/run" --samples 10
   echo "ok"
   ;;
 fid)
@@ -87,10 +92,6 @@ fid)
   fid=$(sed -n 's/^fid: \([0-9.]*\) .*/\1/p' "$WORK/fid.txt")
   floor=$(sed -n 's/^fid floor: \([0-9.]*\) .*/\1/p' "$WORK/fid.txt")
   (( $(echo "$fid > $floor" | bc) )) || fail "an untrained generator scored $fid, not above the floor $floor"
-  "$TESSERA" train --config "$EXAMPLE" --device cpu --set "model.hidden=[8]" --set train.steps=1 --set schedule.warmup_steps=0 \
-    --set eval.batch_size=5000 --out "$WORK/mlp" >/dev/null
-  run_expect_failure 'FID needs the CNN classifier' \
-    "$TESSERA" eval fid --classifier "$WORK/mlp" --generator "$WORK/gan" --samples 10
   echo "ok: $(tr '\n' ' ' <"$WORK/fid.txt")"
   ;;
 bad_config)
