@@ -4,8 +4,9 @@
 # DCGAN (batch norm in both networks, statistics per rank) at 2 ranks: the run ends by checking
 # that both ranks hold bitwise-identical parameters and buffers, and says so; only rank 0 writes
 # log.jsonl and samples; a 2-rank run stopped at step 3 and resumed at 2 ranks writes the
-# straight 2-rank run's log and weights bit for bit. WGAN-GP with dist.zero=1 (ZeRO-1 Adam for
-# both networks, gradient penalty through create_graph) at 2 ranks: identical ranks too.
+# straight 2-rank run's log and weights bit for bit. WGAN-GP (gradient penalty through
+# create_graph) at 2 ranks with the DDP reducer and with dist.zero=1 (ZeRO-1 Adam for both
+# networks): identical ranks too.
 set -euo pipefail
 TESSERA=${1:?usage: train_gan.sh TESSERA}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,6 +43,10 @@ for f in generator critic optimizer_g optimizer_d; do
     fail "$f.safetensors of the resumed 2-rank run differs"
 done
 
+mpi --config "$root/examples/gan/wgan_gp.toml" "${tiny[@]}" --set gan.n_critic=2 \
+  --out "$WORK/gp_ddp" >"$WORK/gp_ddp.txt" 2>&1 || fail "wgan_gp: $(tail "$WORK/gp_ddp.txt")"
+identical gp_ddp
+grep -q "DDP buckets" "$WORK/gp_ddp.txt" || fail "the plain WGAN-GP run did not use the DDP reducer"
 mpi --config "$root/examples/gan/wgan_gp.toml" "${tiny[@]}" --set gan.n_critic=2 --set dist.zero=1 \
   --out "$WORK/gp" >"$WORK/gp.txt" 2>&1 || fail "wgan_gp zero: $(tail "$WORK/gp.txt")"
 identical gp
@@ -49,4 +54,4 @@ grep -q "ZeRO-1" "$WORK/gp.txt" || fail "the WGAN-GP run did not use ZeRO-1"
 [[ -d $WORK/gp/checkpoints/step_6/optimizer_g.zero && -d $WORK/gp/checkpoints/step_6/optimizer_d.zero ]] ||
   fail "no sharded optimizer state for both networks"
 grep -Eq '"gp":[0-9]' "$WORK/gp/log.jsonl" || fail "no gp in the WGAN-GP log"
-echo "ok: 2-rank DCGAN (identical ranks, bitwise resume) and 2-rank ZeRO-1 WGAN-GP"
+echo "ok: 2-rank DCGAN (identical ranks, bitwise resume) and 2-rank WGAN-GP (DDP and ZeRO-1)"
