@@ -1,7 +1,7 @@
 // Checkpoints: atomic directories of safetensors files plus a JSON trainer state.
 //
 // defines: tessera::train::CheckpointFile, Checkpoint, save_checkpoint, latest_checkpoint,
-//          load_checkpoint, checkpoint_dir_name
+//          load_checkpoint, load_job_checkpoint, checkpoint_dir_name
 //
 // Layout of RUN/checkpoints/step_<N>/:
 //   <name>.safetensors   one per CheckpointFile: "model", "optimizer" (a GAN adds its own)
@@ -65,5 +65,10 @@ std::string latest_checkpoint(const std::string& dir);
 
 // Loads a checkpoint directory; tensors are placed on `device`.
 Checkpoint load_checkpoint(const std::string& checkpoint_dir, Device device = Device::cpu());
+
+// What the commands that read a trained model do (`generate`, `sample`, `eval`): the newest
+// checkpoint under `path` (a run or step_<N> directory), loaded on the CPU, which must have
+// been written by job `job` and describe its model in state.json; errors name `flag` and path.
+Checkpoint load_job_checkpoint(const std::string& flag, const std::string& path, const std::string& job);
 
 }  // namespace tessera::train

@@ -44,16 +44,6 @@ struct FidFlags {
   std::string device = "cpu";
 };
 
-train::Checkpoint load(const std::string& flag, const std::string& path, const std::string& job) {
-  const std::string dir = train::latest_checkpoint(path);
-  TESSERA_CHECK(!dir.empty(), flag, " ", path, ": no checkpoint found (expected a run directory with ",
-                "checkpoints/step_<N>/, or a step_<N> directory with state.json)");
-  train::Checkpoint ckpt = train::load_checkpoint(dir, Device::cpu());
-  TESSERA_CHECK(ckpt.state.value("job", "") == job && ckpt.state.contains("model"), flag, " ", dir,
-                ": expected a checkpoint of job \"", job, "\", found job \"", ckpt.state.value("job", "?"), "\"");
-  return ckpt;
-}
-
 // Concatenated [n, d] feature rows of batches produced by `next(begin, end)` (images on device).
 template <typename ImagesFn>
 Tensor features_of(models::CnnClassifier& classifier, int64_t n, int64_t batch, ImagesFn next) {
@@ -68,7 +58,7 @@ Tensor features_of(models::CnnClassifier& classifier, int64_t n, int64_t batch, 
 void run_fid(const FidFlags& f) {
   const Device device = Device::parse(f.device);
   require_device(device);
-  const train::Checkpoint cls_ckpt = load("--classifier", f.classifier, "classifier");
+  const train::Checkpoint cls_ckpt = train::load_job_checkpoint("--classifier", f.classifier, "classifier");
   const std::string cls_where = (fs::path(cls_ckpt.dir) / "state.json").string();
   TESSERA_CHECK(cls_ckpt.state.at("model").value("kind", "") == "cnn", "--classifier ", cls_ckpt.dir,
                 ": FID needs the CNN classifier's features (model.kind = \"cnn\", examples/classifier/",
@@ -79,7 +69,7 @@ void run_fid(const FidFlags& f) {
   classifier.eval();
   const data::PixelRange range = data::parse_pixel_range(cls_ckpt.state.value("pixel_range", "0,1"));
 
-  const train::Checkpoint gan_ckpt = load("--generator", f.generator, "gan");
+  const train::Checkpoint gan_ckpt = train::load_job_checkpoint("--generator", f.generator, "gan");
   const models::GanOptions gan_options =
       models::GanOptions::from_json(gan_ckpt.state.at("model"), (fs::path(gan_ckpt.dir) / "state.json").string());
   models::DcganGenerator g(gan_options);

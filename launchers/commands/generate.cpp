@@ -64,12 +64,8 @@ std::string find_tokenizer(const GenerateFlags& f, const std::string& checkpoint
 void run_generate(const GenerateFlags& f) {
   const Device device = Device::parse(f.device);
   require_device(device);
-  const std::string dir = train::latest_checkpoint(f.checkpoint);
-  TESSERA_CHECK(!dir.empty(), "--checkpoint ", f.checkpoint, ": no checkpoint found (expected a run directory ",
-                "with checkpoints/step_<N>/, or a step_<N> directory with state.json)");
-  const train::Checkpoint ckpt = train::load_checkpoint(dir, Device::cpu());
-  TESSERA_CHECK(ckpt.state.value("job", "") == "gpt_mtp" && ckpt.state.contains("model"), "--checkpoint ", dir,
-                ": state.json does not describe a gpt_mtp model (job \"", ckpt.state.value("job", "?"), "\")");
+  const train::Checkpoint ckpt = train::load_job_checkpoint("--checkpoint", f.checkpoint, "gpt_mtp");
+  const std::string& dir = ckpt.dir;
   const models::GptMtpOptions options =
       models::GptMtpOptions::from_json(ckpt.state.at("model"), (fs::path(dir) / "state.json").string());
   models::GptMtp model(options);

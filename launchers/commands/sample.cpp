@@ -35,12 +35,8 @@ struct SampleFlags {
 void run_sample(const SampleFlags& f) {
   const Device device = Device::parse(f.device);
   require_device(device);
-  const std::string dir = train::latest_checkpoint(f.checkpoint);
-  TESSERA_CHECK(!dir.empty(), "--checkpoint ", f.checkpoint, ": no checkpoint found (expected a run directory ",
-                "with checkpoints/step_<N>/, or a step_<N> directory with state.json)");
-  const train::Checkpoint ckpt = train::load_checkpoint(dir, Device::cpu());
-  TESSERA_CHECK(ckpt.state.value("job", "") == "gan" && ckpt.state.contains("model"), "--checkpoint ", dir,
-                ": state.json does not describe a GAN (job \"", ckpt.state.value("job", "?"), "\")");
+  const train::Checkpoint ckpt = train::load_job_checkpoint("--checkpoint", f.checkpoint, "gan");
+  const std::string& dir = ckpt.dir;
   const models::GanOptions options =
       models::GanOptions::from_json(ckpt.state.at("model"), (fs::path(dir) / "state.json").string());
   models::DcganGenerator g(options);

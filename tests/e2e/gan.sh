@@ -74,7 +74,7 @@ sample)
   png_ok "$WORK/c.png" 122 122
   "$TESSERA" train --config "$EXAMPLE" --device cpu --set "model.hidden=[8]" --set train.steps=1 --set schedule.warmup_steps=0 \
     --set eval.batch_size=5000 --out "$WORK/cls" >/dev/null
-  run_expect_failure 'does not describe a GAN (job "classifier")' \
+  run_expect_failure 'does not describe a model of job "gan" (job "classifier")' \
     "$TESSERA" sample --checkpoint "$WORK/cls" --out "$WORK/d.png"
   run_expect_failure 'FID needs the CNN classifier' \
     "$TESSERA" eval fid --classifier "$WORK/cls" --generator "$WORK/run" --samples 10

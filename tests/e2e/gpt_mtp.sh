@@ -15,25 +15,10 @@ source "$(dirname "$0")/lib.sh" "$@"
 
 CONFIG=examples/gpt_mtp/tiny.toml
 
-# A corpus of 240 short documents from a small vocabulary, and its shards (vocab 320).
-make_shards() {
-  local words=(the a jury said court county city election board state report new old men women
-               voted asked friday monday program plan money tax school public member year day)
-  RANDOM=7
-  : >"$WORK/corpus.txt"
-  for ((d = 0; d < 240; d++)); do
-    for ((l = 0; l < 4; l++)); do
-      local line=""
-      for ((w = 0; w < 12; w++)); do line+="${words[RANDOM % ${#words[@]}]} "; done
-      echo "${line% }." >>"$WORK/corpus.txt"
-    done
-    echo >>"$WORK/corpus.txt"
-  done
-  mkdir -p "$WORK/shards"
-  "$TESSERA" tokenizer train --input "$WORK/corpus.txt" --vocab 320 --out "$WORK/shards/tok.json" >/dev/null
-  "$TESSERA" data tokenize --tokenizer "$WORK/shards/tok.json" --input "$WORK/corpus.txt" --out "$WORK/shards" \
-    --val-fraction 0.1 >/dev/null
-}
+# A corpus of 240 short documents from a small vocabulary, and its shards (vocab 320), as the
+# MPI tests use it.
+source "$(dirname "$0")/../mpi/tiny_corpus.sh"
+make_shards() { make_tiny_shards "$TESSERA" "$WORK"; }
 
 # Small and fast, every mechanism on: DeepSeek MTP depth 2, warmup + cosine, clipping, gradient
 # accumulation, dropout, periodic eval and log windows that end between checkpoints.

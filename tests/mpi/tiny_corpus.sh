@@ -1,4 +1,4 @@
-# Sourced by the tests that train a tiny GPT-MTP under mpirun (tests/mpi/train_dp.sh,
+# Sourced by the tests that train a tiny GPT-MTP (tests/e2e/gpt_mtp.sh, tests/mpi/train_dp.sh,
 # tests/metrics/train_scrape.sh):
 #   make_tiny_shards TESSERA DIR   writes DIR/corpus.txt (240 documents of deterministic sentences
 #                                  over 30 words, as tests/e2e/gpt_mtp.sh) and DIR/shards/
