@@ -328,4 +328,19 @@ nlohmann::json Config::to_json() const {
   return out;
 }
 
+void check_positive(int64_t value, const std::string& key) {
+  TESSERA_CHECK(value > 0, "config key `", key, "` must be positive, got ", value);
+}
+
+void check_not_negative(double value, const std::string& key) {
+  TESSERA_CHECK(value >= 0, "config key `", key, "` must not be negative, got ", value);
+}
+
+void check_choice(const std::string& value, const std::vector<std::string>& choices, const std::string& key) {
+  if (std::find(choices.begin(), choices.end(), value) != choices.end()) return;
+  std::string list;
+  for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+  detail::throw_error(detail::cat("config key `", key, "` is \"", value, "\"; expected one of: ", list));
+}
+
 }  // namespace tessera::train

@@ -95,4 +95,10 @@ class Config {
   mutable std::vector<std::pair<std::string, TomlValue>> defaults_;  // keys read but not set
 };
 
+// Value checks a job runs after Config::check_all_used(), so that a misspelt key is reported
+// as such first. Errors name the key: "config key `train.steps` must be positive, got 0".
+void check_positive(int64_t value, const std::string& key);
+void check_not_negative(double value, const std::string& key);
+void check_choice(const std::string& value, const std::vector<std::string>& choices, const std::string& key);
+
 }  // namespace tessera::train

@@ -85,19 +85,6 @@ struct ClassifierSettings {
   DistSettings dist;
 };
 
-void check_positive(int64_t value, const char* key) {
-  TESSERA_CHECK(value > 0, "config key `", key, "` must be positive, got ", value);
-}
-void check_not_negative(double value, const char* key) {
-  TESSERA_CHECK(value >= 0, "config key `", key, "` must not be negative, got ", value);
-}
-void check_choice(const std::string& value, const std::vector<std::string>& choices, const char* key) {
-  if (std::find(choices.begin(), choices.end(), value) != choices.end()) return;
-  std::string list;
-  for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
-  detail::throw_error(detail::cat("config key `", key, "` is \"", value, "\"; expected one of: ", list));
-}
-
 // Reads every key first, then rejects unknown keys, then validates values: a misspelt key
 // (`train.step`) is reported as such, not as the complaint it causes ("set train.steps").
 ClassifierSettings read_settings(const Config& c) {
@@ -229,12 +216,8 @@ class ClassifierJob : public Job {
     Tensor loss_sum = Tensor::zeros({}, DType::f32, device);
     int64_t window_steps = 0;
     if (!ctx_.resume_dir.empty()) {
-      const std::string dir = latest_checkpoint(ctx_.resume_dir);
-      TESSERA_CHECK(!dir.empty(), "--resume ", ctx_.resume_dir, ": no checkpoint found (looked for ",
-                    ctx_.resume_dir, "/checkpoints/step_<N>/ with a state.json)");
-      const Checkpoint ckpt = load_checkpoint(dir, device);
-      TESSERA_CHECK(ckpt.state.value("job", "") == "classifier", "checkpoint ", dir, " was written by job \"",
-                    ckpt.state.value("job", "?"), "\", not \"classifier\"");
+      const Checkpoint ckpt = load_job_checkpoint("--resume", ctx_.resume_dir, "classifier", device);
+      const std::string& dir = ckpt.dir;
       model->load_state_dict(ckpt.file("model"));
       restore_dp_optimizers(ckpt, optimizers);
       step = ckpt.step;

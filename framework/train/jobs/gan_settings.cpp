@@ -9,17 +9,6 @@
 namespace tessera::train {
 namespace {
 
-void check_choice(const std::string& value, const std::vector<std::string>& choices, const std::string& key) {
-  if (std::find(choices.begin(), choices.end(), value) != choices.end()) return;
-  std::string list;
-  for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
-  detail::throw_error(detail::cat("config key `", key, "` is \"", value, "\"; expected one of: ", list));
-}
-
-void check_positive(int64_t value, const char* key) {
-  TESSERA_CHECK(value > 0, "config key `", key, "` must be positive, got ", value);
-}
-
 // optim_g.* / optim_d.*: the keys of the other optimizer kind are not read (so they are errors).
 GanOptimizerSettings read_optimizer(const Config& c, const std::string& prefix, const std::string& loss,
                                     std::vector<double>& betas) {

@@ -8,23 +8,6 @@
 #include "framework/train/dp_optimizer.h"
 
 namespace tessera::train {
-namespace {
-
-void check_positive(int64_t value, const char* key) {
-  TESSERA_CHECK(value > 0, "config key `", key, "` must be positive, got ", value);
-}
-void check_not_negative(double value, const char* key) {
-  TESSERA_CHECK(value >= 0, "config key `", key, "` must not be negative, got ", value);
-}
-void check_choice(const std::string& value, const std::vector<std::string>& choices, const char* key) {
-  if (std::find(choices.begin(), choices.end(), value) != choices.end()) return;
-  std::string list;
-  for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
-  detail::throw_error(detail::cat("config key `", key, "` is \"", value, "\"; expected one of: ", list));
-}
-
-}  // namespace
-
 std::string gpt_mtp_data_hint(const std::string& data_dir, int64_t vocab_size) {
   const std::string vocab = vocab_size > 256 ? std::to_string(vocab_size) : std::string("8192");
   return detail::cat("create it from the Brown corpus with\n",
