@@ -177,11 +177,12 @@ Checkpoint load_checkpoint(const std::string& checkpoint_dir, Device device) {
   return ckpt;
 }
 
-Checkpoint load_job_checkpoint(const std::string& flag, const std::string& path, const std::string& job) {
+Checkpoint load_job_checkpoint(const std::string& flag, const std::string& path, const std::string& job,
+                               Device device) {
   const std::string dir = latest_checkpoint(path);
   TESSERA_CHECK(!dir.empty(), flag, " ", path, ": no checkpoint found (expected a run directory with ",
                 "checkpoints/step_<N>/, or a step_<N> directory with state.json)");
-  Checkpoint ckpt = load_checkpoint(dir, Device::cpu());
+  Checkpoint ckpt = load_checkpoint(dir, device);
   TESSERA_CHECK(ckpt.state.value("job", "") == job && ckpt.state.contains("model"), flag, " ", dir,
                 ": state.json does not describe a model of job \"", job, "\" (job \"", ckpt.state.value("job", "?"),
                 "\")");

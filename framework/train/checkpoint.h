@@ -66,9 +66,11 @@ std::string latest_checkpoint(const std::string& dir);
 // Loads a checkpoint directory; tensors are placed on `device`.
 Checkpoint load_checkpoint(const std::string& checkpoint_dir, Device device = Device::cpu());
 
-// What the commands that read a trained model do (`generate`, `sample`, `eval`): the newest
-// checkpoint under `path` (a run or step_<N> directory), loaded on the CPU, which must have
-// been written by job `job` and describe its model in state.json; errors name `flag` and path.
-Checkpoint load_job_checkpoint(const std::string& flag, const std::string& path, const std::string& job);
+// What `--resume` and the commands that read a trained model (`generate`, `sample`, `eval`)
+// do: the newest checkpoint under `path` (a run or step_<N> directory), loaded on `device`,
+// which must have been written by job `job` and describe its model in state.json; errors name
+// `flag` and the path.
+Checkpoint load_job_checkpoint(const std::string& flag, const std::string& path, const std::string& job,
+                               Device device = Device::cpu());
 
 }  // namespace tessera::train

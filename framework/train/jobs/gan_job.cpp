@@ -155,13 +155,9 @@ class GanJob : public Job {
     GanWindow window;
     window.reset(device_);
     if (!ctx_.resume_dir.empty()) {
-      const std::string dir = latest_checkpoint(ctx_.resume_dir);
-      TESSERA_CHECK(!dir.empty(), "--resume ", ctx_.resume_dir, ": no checkpoint found (looked for ",
-                    ctx_.resume_dir, "/checkpoints/step_<N>/ with a state.json)");
-      const Checkpoint ckpt = load_checkpoint(dir, device_);
+      const Checkpoint ckpt = load_job_checkpoint("--resume", ctx_.resume_dir, "gan", device_);
+      const std::string& dir = ckpt.dir;
       const auto& st = ckpt.state;
-      TESSERA_CHECK(st.value("job", "") == "gan", "checkpoint ", dir, " was written by job \"", st.value("job", "?"),
-                    "\", not \"gan\"");
       g->load_state_dict(ckpt.file("generator"));
       d->load_state_dict(ckpt.file("critic"));
       restore_dp_optimizers(ckpt, optimizers);

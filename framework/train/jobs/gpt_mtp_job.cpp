@@ -194,13 +194,9 @@ class GptMtpJob : public Job {
     LossWindow window;
     window.reset(depth, device_);
     if (!ctx_.resume_dir.empty()) {
-      const std::string dir = latest_checkpoint(ctx_.resume_dir);
-      TESSERA_CHECK(!dir.empty(), "--resume ", ctx_.resume_dir, ": no checkpoint found (looked for ",
-                    ctx_.resume_dir, "/checkpoints/step_<N>/ with a state.json)");
-      const Checkpoint ckpt = load_checkpoint(dir, device_);
+      const Checkpoint ckpt = load_job_checkpoint("--resume", ctx_.resume_dir, "gpt_mtp", device_);
+      const std::string& dir = ckpt.dir;
       const auto& st = ckpt.state;
-      TESSERA_CHECK(st.value("job", "") == "gpt_mtp", "checkpoint ", dir, " was written by job \"",
-                    st.value("job", "?"), "\", not \"gpt_mtp\"");
       model_->load_state_dict(ckpt.file("model"));
       restore_dp_optimizers(ckpt, optimizers);
       step = ckpt.step;
