@@ -119,6 +119,25 @@ void Communicator::check_reduction(const char* op, const Tensor& t, ReduceOp red
   }
 }
 
+void Communicator::check_all_gather(const Tensor& output, const Tensor& input) const {
+  check_tensor("all_gather", "output", output);
+  check_tensor("all_gather", "input", input);
+  TESSERA_CHECK(output.dtype() == input.dtype(), "all_gather: output is ", dtype_name(output.dtype()),
+                " but input is ", dtype_name(input.dtype()));
+  TESSERA_CHECK(output.numel() == input.numel() * world_size(), "all_gather: output has ", output.numel(),
+                " elements; expected world size ", world_size(), " x input ", input.numel());
+}
+
+void Communicator::check_reduce_scatter(const Tensor& output, const Tensor& input, ReduceOp op, bool average) const {
+  check_tensor("reduce_scatter", "output", output);
+  check_tensor("reduce_scatter", "input", input);
+  check_reduction("reduce_scatter", output, op, average);
+  TESSERA_CHECK(output.dtype() == input.dtype(), "reduce_scatter: output is ", dtype_name(output.dtype()),
+                " but input is ", dtype_name(input.dtype()));
+  TESSERA_CHECK(input.numel() == output.numel() * world_size(), "reduce_scatter: input has ", input.numel(),
+                " elements; expected world size ", world_size(), " x output ", output.numel());
+}
+
 void broadcast_parameters(const nn::Module& module, Communicator& communicator, int root) {
   TESSERA_CHECK(root >= 0 && root < communicator.world_size(), "broadcast_parameters: root ", root,
                 " is not a rank of a world of ", communicator.world_size());

@@ -140,6 +140,10 @@ class Communicator {
   // Argument checks shared by the backends; `op` names the call in errors.
   void check_tensor(const char* op, const char* argument, const Tensor& t) const;
   void check_reduction(const char* op, const Tensor& t, ReduceOp reduce, bool average) const;
+  // output holds world_size() blocks of input's size (all_gather), or input world_size() blocks
+  // of output's size (reduce_scatter); same dtype.
+  void check_all_gather(const Tensor& output, const Tensor& input) const;
+  void check_reduce_scatter(const Tensor& output, const Tensor& input, ReduceOp op, bool average) const;
 
  private:
   int rank_;

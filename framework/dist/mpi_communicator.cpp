@@ -96,12 +96,7 @@ class MpiCommunicator : public Communicator {
   }
 
   Work all_gather(const Tensor& output, const Tensor& input, const std::string& name) override {
-    check_tensor("all_gather", "output", output);
-    check_tensor("all_gather", "input", input);
-    TESSERA_CHECK(output.dtype() == input.dtype(), "all_gather: output is ", dtype_name(output.dtype()),
-                  " but input is ", dtype_name(input.dtype()));
-    TESSERA_CHECK(output.numel() == input.numel() * world_size(), "all_gather: output has ", output.numel(),
-                  " elements; expected world size ", world_size(), " x input ", input.numel());
+    check_all_gather(output, input);
     const int n = static_cast<int>(input.numel());
     const MPI_Datatype type = mpi_datatype(input.dtype());
     // The input may be this rank's block of the output (gathering a shard in place).
@@ -117,13 +112,7 @@ class MpiCommunicator : public Communicator {
 
   Work reduce_scatter(const Tensor& output, const Tensor& input, ReduceOp op, bool average,
                       const std::string& name) override {
-    check_tensor("reduce_scatter", "output", output);
-    check_tensor("reduce_scatter", "input", input);
-    check_reduction("reduce_scatter", output, op, average);
-    TESSERA_CHECK(output.dtype() == input.dtype(), "reduce_scatter: output is ", dtype_name(output.dtype()),
-                  " but input is ", dtype_name(input.dtype()));
-    TESSERA_CHECK(input.numel() == output.numel() * world_size(), "reduce_scatter: input has ", input.numel(),
-                  " elements; expected world size ", world_size(), " x output ", output.numel());
+    check_reduce_scatter(output, input, op, average);
     const int n = static_cast<int>(output.numel());
     const MPI_Datatype type = mpi_datatype(input.dtype());
     const MPI_Op mpi_op = mpi_reduce_op(op, input.dtype());
