@@ -14,22 +14,7 @@ for tool in prometheus promtool curl; do
   command -v "$tool" >/dev/null 2>&1 || { echo "train_scrape: $tool not found; run deploy/install-deps.sh" >&2; exit 1; }
 done
 work=$(mktemp -d "${TMPDIR:-/tmp}/tessera-train-scrape-XXXXXX")
-pids=()
-stop_pid() {
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  for pid in "${pids[@]+"${pids[@]}"}"; do stop_pid "$pid"; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source "$here/prometheus_lib.sh"
 fail() {
   echo "train_scrape: FAIL: $*" >&2
   echo "--- job output (last 30 lines):" >&2
@@ -65,38 +50,10 @@ for r in 0 1; do
 done
 promtool check metrics <"$work/rank1.prom" || fail "promtool rejects what rank 1 serves"
 
-# 2. Prometheus (a free port can be taken between asking and binding: up to 3 tries).
-cat >"$work/prometheus.yml" <<YML
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: tessera_train
-    static_configs:
-      - targets: ['127.0.0.1:$port', '127.0.0.1:$((port + 1))']
-YML
-ready=0
-for attempt in 1 2 3; do
-  prom_port=$("$serve" --free-port)
-  prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/data" \
-    --web.listen-address="127.0.0.1:$prom_port" >"$work/prometheus.log" 2>&1 &
-  prom_pid=$!
-  pids+=("$prom_pid")
-  for _ in $(seq 150); do
-    curl -sf --max-time 2 "http://127.0.0.1:$prom_port/-/ready" >/dev/null 2>&1 && { ready=1; break; }
-    kill -0 "$prom_pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  [[ $ready == 1 ]] && break
-  stop_pid "$prom_pid"
-done
-[[ $ready == 1 ]] || fail "prometheus never became ready"
+# 2. Prometheus.
+start_prometheus tessera_train "127.0.0.1:$port" "127.0.0.1:$((port + 1))"
 echo "train_scrape: prometheus on 127.0.0.1:$prom_port scrapes the ranks on $port and $((port + 1))"
 
-query() {
-  curl -sf --max-time 5 --get --data-urlencode "query=$1" "http://127.0.0.1:$prom_port/api/v1/query" || true
-}
 # 3. Both ranks' series, with values that show training ran (bounded wait).
 checks=()
 for r in 0 1; do
@@ -109,18 +66,5 @@ for r in 0 1; do
   checks+=("process_start_time_seconds{job=\"tessera_train\",rank=\"$r\"} > 0" "\"rank\":\"$r\"")
 done
 checks+=('count(up{job="tessera_train"} == 1)' ',"2"]')
-deadline=$((SECONDS + 40))
-while :; do
-  missing=""
-  for ((i = 0; i < ${#checks[@]}; i += 2)); do
-    answer=$(query "${checks[i]}")
-    if [[ "$answer" != *"${checks[i + 1]}"* ]]; then
-      missing="${checks[i]} (expected ${checks[i + 1]} in: ${answer:-no answer})"
-      break
-    fi
-  done
-  [[ -z "$missing" ]] && break
-  ((SECONDS < deadline)) || fail "after 40 s still missing: $missing"
-  sleep 0.5
-done
+wait_for_checks 40
 echo "train_scrape: OK: $(query 'tessera_train_step')"
