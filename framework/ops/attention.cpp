@@ -13,30 +13,8 @@ namespace {
 
 constexpr const char* kOp = "scaled_dot_product_attention";
 
-kernels::AttentionStrides strides_of(const Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
-
 // The kernels read rows of head_dim contiguous elements.
 Tensor rows_contiguous(const Tensor& t) { return t.size(3) <= 1 || t.stride(3) == 1 ? t : t.clone_data(); }
-
-kernels::AttentionArgs make_args(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
-  kernels::AttentionArgs a;
-  a.dtype = q.dtype();
-  a.batch = q.size(0);
-  a.heads = q.size(1);
-  a.q_len = q.size(2);
-  a.head_dim = q.size(3);
-  a.kv_heads = k.size(1);
-  a.kv_len = k.size(2);
-  a.causal = causal;
-  a.scale = scale;
-  a.q = q.data_ptr();
-  a.k = k.data_ptr();
-  a.v = v.data_ptr();
-  a.q_strides = strides_of(q);
-  a.k_strides = strides_of(k);
-  a.v_strides = strides_of(v);
-  return a;
-}
 
 struct AttentionBackward : autograd::Node {
   autograd::SavedTensor q, k, v, out;
@@ -57,18 +35,7 @@ struct AttentionBackward : autograd::Node {
     TESSERA_CHECK(g.shape() == ov.shape(), kOp, ": gradient of shape ", shape_str(g.shape()),
                   " does not match the output ", shape_str(ov.shape()));
     Tensor dq = ops::empty_like(qv), dk = ops::empty_like(kv), dv = ops::empty_like(vv);
-    kernels::AttentionArgs a = make_args(qv, kv, vv, causal, scale);
-    a.out = ov.data_ptr();
-    a.out_strides = strides_of(ov);
-    a.lse = lse.data_ptr();
-    a.dout = g.data_ptr();
-    a.dout_strides = strides_of(g);
-    a.dq = dq.data_ptr();
-    a.dk = dk.data_ptr();
-    a.dv = dv.data_ptr();
-    a.dq_strides = strides_of(dq);
-    a.dk_strides = strides_of(dk);
-    a.dv_strides = strides_of(dv);
+    kernels::AttentionArgs a = attention_kernel_args(qv, kv, vv, causal, scale, {ov, lse, g, dq, dk, dv});
     a.deterministic = deterministic;
     TESSERA_DEVICE_DISPATCH(qv, kernels::attention_backward_cpu(a), kernels::attention_backward_cuda(a, stream_for(qv)));
     return {dq, dk, dv};
@@ -117,10 +84,7 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   Tensor out = ops::empty_like(q);  // contiguous [batch, heads, q_len, head_dim]
   Tensor lse = Tensor::empty({q.size(0), q.size(1), q.size(2)}, kernels::attention_lse_dtype(q.dtype()), q.device());
   if (out.numel() > 0) {
-    kernels::AttentionArgs a = make_args(q, k, v, causal, scale);
-    a.out = out.data_ptr();
-    a.out_strides = strides_of(out);
-    a.lse = lse.data_ptr();
+    const kernels::AttentionArgs a = attention_kernel_args(q, k, v, causal, scale, {.out = out, .lse = lse});
     TESSERA_DEVICE_DISPATCH(q, kernels::attention_forward_cpu(a), kernels::attention_forward_cuda(a, stream_for(q)));
   }
 
@@ -137,6 +101,42 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
     node->out = autograd::SavedTensor(out, true);  // after record: out's grad_fn is node
   }
   return out;
+}
+
+kernels::AttentionArgs attention_kernel_args(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+                                             double scale, const AttentionOutputs& t) {
+  const auto strides = [](const Tensor& x) {
+    return x.defined() ? kernels::AttentionStrides{x.stride(0), x.stride(1), x.stride(2)} : kernels::AttentionStrides{};
+  };
+  const auto pointer = [](const Tensor& x) { return x.defined() ? x.data_ptr() : nullptr; };
+  kernels::AttentionArgs a;
+  a.dtype = q.dtype();
+  a.batch = q.size(0);
+  a.heads = q.size(1);
+  a.q_len = q.size(2);
+  a.head_dim = q.size(3);
+  a.kv_heads = k.size(1);
+  a.kv_len = k.size(2);
+  a.causal = causal;
+  a.scale = scale;
+  a.q = q.data_ptr();
+  a.k = k.data_ptr();
+  a.v = v.data_ptr();
+  a.q_strides = strides(q);
+  a.k_strides = strides(k);
+  a.v_strides = strides(v);
+  a.out = pointer(t.out);
+  a.out_strides = strides(t.out);
+  a.lse = pointer(t.lse);
+  a.dout = pointer(t.dout);
+  a.dout_strides = strides(t.dout);
+  a.dq = pointer(t.dq);
+  a.dk = pointer(t.dk);
+  a.dv = pointer(t.dv);
+  a.dq_strides = strides(t.dq);
+  a.dk_strides = strides(t.dk);
+  a.dv_strides = strides(t.dv);
+  return a;
 }
 
 }  // namespace tessera

@@ -1,6 +1,6 @@
 // Attention: softmax(q k^T * scale) v over the last two dims, with flash-attention kernels.
 //
-// defines: tessera::scaled_dot_product_attention
+// defines: tessera::scaled_dot_product_attention, AttentionOutputs, attention_kernel_args
 //
 // q [batch, heads, q_len, head_dim]; k, v [batch, kv_heads, kv_len, head_dim] with heads a
 // multiple of kv_heads (grouped-query attention); the result has q's shape. Any strides are
@@ -21,10 +21,22 @@
 #pragma once
 
 #include "framework/core/tensor.h"
+#include "kernels/attention.h"
 
 namespace tessera {
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                                     double scale = 0.0, bool deterministic_backward = false);
+
+// The tensors the kernels write or read besides q, k, v; undefined ones are left null.
+struct AttentionOutputs {
+  Tensor out{}, lse{}, dout{}, dq{}, dk{}, dv{};
+};
+
+// The kernel arguments (sizes, pointers, strides) for q, k, v [batch, heads, len, head_dim]
+// with unit stride in the last dim, as the op passes them; benchmarks and kernel tests that
+// call kernels/attention.h directly build them here too. `scale` is used as given.
+kernels::AttentionArgs attention_kernel_args(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+                                             double scale, const AttentionOutputs& tensors = {});
 
 }  // namespace tessera

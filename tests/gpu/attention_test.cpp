@@ -14,7 +14,6 @@
 
 #include "framework/core/tensor_layout.h"
 #include "framework/ops/ops.h"
-#include "kernels/attention.h"
 #include "tests/common/attention_reference.h"
 
 namespace tessera::testing {
@@ -64,7 +63,6 @@ struct KernelResult {
   std::vector<double> out, lse, dq, dk, dv;
 };
 
-kernels::AttentionStrides strides_of(const Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
 
 // Runs the CUDA kernels directly on NaN-filled outputs.
 KernelResult run_kernels(const AttentionProblem& p, DType dtype, bool deterministic) {
@@ -76,33 +74,7 @@ KernelResult run_kernels(const AttentionProblem& p, DType dtype, bool determinis
   const Tensor lse = Tensor::full({p.batch, p.heads, p.q_len}, NAN, kernels::attention_lse_dtype(dtype), dev);
   const Tensor dq = Tensor::full(qs, NAN, dtype, dev), dk = Tensor::full(ks, NAN, dtype, dev);
   const Tensor dv = Tensor::full(ks, NAN, dtype, dev);
-  kernels::AttentionArgs a;
-  a.dtype = dtype;
-  a.batch = p.batch;
-  a.heads = p.heads;
-  a.kv_heads = p.kv_heads;
-  a.q_len = p.q_len;
-  a.kv_len = p.kv_len;
-  a.head_dim = p.head_dim;
-  a.causal = p.causal;
-  a.scale = p.scale;
-  a.q = q.data_ptr();
-  a.k = k.data_ptr();
-  a.v = v.data_ptr();
-  a.q_strides = strides_of(q);
-  a.k_strides = strides_of(k);
-  a.v_strides = strides_of(v);
-  a.out = out.data_ptr();
-  a.out_strides = strides_of(out);
-  a.lse = lse.data_ptr();
-  a.dout = dout.data_ptr();
-  a.dout_strides = strides_of(dout);
-  a.dq = dq.data_ptr();
-  a.dk = dk.data_ptr();
-  a.dv = dv.data_ptr();
-  a.dq_strides = strides_of(dq);
-  a.dk_strides = strides_of(dk);
-  a.dv_strides = strides_of(dv);
+  kernels::AttentionArgs a = attention_kernel_args(q, k, v, p.causal, p.scale, {out, lse, dout, dq, dk, dv});
   a.deterministic = deterministic;
 #ifdef TESSERA_WITH_CUDA
   kernels::attention_forward_cuda(a, stream_for(q));

@@ -26,7 +26,7 @@
 #include "framework/core/rng.h"
 #include "framework/core/tensor.h"
 #include "framework/core/tensor_layout.h"
-#include "kernels/attention.h"
+#include "framework/ops/attention.h"
 
 namespace {
 
@@ -47,8 +47,6 @@ const Shape5 kDefaultShapes[] = {
 struct InputSet {
   Tensor q, k, v, dout;
 };
-
-tessera::kernels::AttentionStrides strides_of(const Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
 
 double forward_flops(const Shape5& s) {
   const double f = 4.0 * s.batch * s.heads * static_cast<double>(s.len) * s.len * s.head_dim;
@@ -98,27 +96,11 @@ class Bench {
 
  private:
   void run(const InputSet& in, int what) {
-    tessera::kernels::AttentionArgs a;
-    a.dtype = DType::bf16;
-    a.batch = shape_.batch;
-    a.heads = a.kv_heads = shape_.heads;
-    a.q_len = a.kv_len = shape_.len;
-    a.head_dim = shape_.head_dim;
-    a.causal = shape_.causal;
-    a.scale = 1.0 / std::sqrt(static_cast<double>(shape_.head_dim));
-    a.q = in.q.data_ptr();
-    a.k = in.k.data_ptr();
-    a.v = in.v.data_ptr();
-    a.q_strides = a.k_strides = a.v_strides = a.out_strides = a.dout_strides = strides_of(out_);
-    a.dq_strides = a.dk_strides = a.dv_strides = strides_of(out_);
-    a.out = out_.data_ptr();
-    a.lse = lse_.data_ptr();
+    tessera::kernels::AttentionArgs a = tessera::attention_kernel_args(
+        in.q, in.k, in.v, shape_.causal, 1.0 / std::sqrt(static_cast<double>(shape_.head_dim)),
+        {out_, lse_, in.dout, dq_, dk_, dv_});
     tessera::kernels::attention_forward_cuda(a, stream_);
     if (what == 0) return;
-    a.dout = in.dout.data_ptr();
-    a.dq = dq_.data_ptr();
-    a.dk = dk_.data_ptr();
-    a.dv = dv_.data_ptr();
     a.deterministic = what == 2;
     tessera::kernels::attention_backward_cuda(a, stream_);
   }

@@ -12,7 +12,7 @@
 #include "framework/core/rng.h"
 #include "framework/core/tensor.h"
 #include "framework/core/tensor_layout.h"
-#include "kernels/attention.h"
+#include "framework/ops/attention.h"
 
 namespace {
 
@@ -28,8 +28,6 @@ struct Case {
   int64_t batch, heads, kv_heads, q_len, kv_len;
 };
 
-tessera::kernels::AttentionStrides strides_of(const Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
-
 // Runs forward, then both backward flavours; returns the number of non-finite outputs.
 int64_t run(const Case& c, tessera::Generator& gen) {
   const Device dev = Device::cuda(0);
@@ -39,27 +37,8 @@ int64_t run(const Case& c, tessera::Generator& gen) {
   const Tensor out = Tensor::empty(qs, c.dtype, dev);
   const Tensor lse = Tensor::empty({c.batch, c.heads, c.q_len}, tessera::kernels::attention_lse_dtype(c.dtype), dev);
   const Tensor dq = Tensor::empty(qs, c.dtype, dev), dk = Tensor::empty(ks, c.dtype, dev), dv = Tensor::empty(ks, c.dtype, dev);
-  tessera::kernels::AttentionArgs a;
-  a.dtype = c.dtype;
-  a.batch = c.batch;
-  a.heads = c.heads;
-  a.kv_heads = c.kv_heads;
-  a.q_len = c.q_len;
-  a.kv_len = c.kv_len;
-  a.head_dim = c.head_dim;
-  a.causal = c.causal;
-  a.scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
-  a.q = q.data_ptr();
-  a.k = k.data_ptr();
-  a.v = v.data_ptr();
-  a.q_strides = a.out_strides = a.dout_strides = a.dq_strides = strides_of(q);
-  a.k_strides = a.v_strides = a.dk_strides = a.dv_strides = strides_of(k);
-  a.out = out.data_ptr();
-  a.lse = lse.data_ptr();
-  a.dout = dout.data_ptr();
-  a.dq = dq.data_ptr();
-  a.dk = dk.data_ptr();
-  a.dv = dv.data_ptr();
+  tessera::kernels::AttentionArgs a = tessera::attention_kernel_args(
+      q, k, v, c.causal, 1.0 / std::sqrt(static_cast<double>(c.head_dim)), {out, lse, dout, dq, dk, dv});
   tessera::kernels::attention_forward_cuda(a, tessera::stream_for(q));
   int64_t bad = 0;
   auto count_bad = [&bad](const Tensor& t) {
