@@ -52,6 +52,7 @@ for cfg in dcgan wgan_clip wgan_gp; do
   rows+=("| $cfg | $(basename "$last" | sed 's/step_//') | ${fid:--} | ${floor:--} |")
 done
 
+echo "A quality report, not a speed comparison (the DCGAN step against PyTorch is tests/bench/dcgan)."
 echo "GAN configs on one GPU, ${seconds} s of training each, widths $width (g_width = d_width), other keys as in"
 echo "examples/gan/*.toml; FID in the penultimate features of examples/classifier/fmnist_cnn.toml trained in the"
 echo "same run (${accuracy:-test accuracy not found}), $samples generated images against the 10,000 test images."

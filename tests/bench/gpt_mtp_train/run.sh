@@ -29,6 +29,7 @@ evals = [l for l in lines if "val_loss" in l]
 train = [l for l in lines if "loss" in l and "val_loss" not in l]
 first, last = evals[0], evals[-1]
 print(f"small.toml (12 x 768, context 1024, DeepSeek MTP depth 1, batch 16, bf16) on Brown, {sys.argv[2]} min of training")
+print("A quality report, not a speed comparison: throughput against PyTorch is tests/bench/gpt_mtp.")
 print()
 print("| step | train loss | val_loss | val_accuracy | depth-1 val_loss | depth-1 mtp_accuracy |")
 print("|---|---|---|---|---|---|")
