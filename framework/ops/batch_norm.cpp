@@ -1,14 +1,17 @@
-// batch_norm and group_norm (framework/ops/batch_norm.h).
+// batch_norm, sync_batch_norm and group_norm (framework/ops/batch_norm.h).
 //
 // The batch-norm backward node has two paths, like layer_norm's: with grad mode off it calls
 // the fused kernel (dx, dweight, dbias from the saved per-channel mean and rstd); under
 // create_graph it builds the same gradients from differentiable ops in float (double for
 // f64), recomputing the batch statistics from x so that their dependence on x is part of the
-// graph. group_norm is a composition of layer_norm and broadcast ops.
+// graph. sync_batch_norm is composed of differentiable ops around the caller's replica sum,
+// so both derivatives come from autograd. group_norm is a composition of layer_norm and
+// broadcast ops.
 #include "framework/ops/batch_norm.h"
 
 #include "framework/ops/common.h"
 #include "framework/ops/elementwise.h"
+#include "framework/ops/index.h"
 #include "framework/ops/norm.h"
 #include "framework/ops/reduce.h"
 #include "framework/ops/shape.h"
@@ -134,12 +137,10 @@ void check_channel_tensor(const char* op, const Tensor& x, const Tensor& t, cons
   }
 }
 
-}  // namespace
-
-Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
-                  const Tensor& running_var, bool training, double momentum, double eps,
-                  const Tensor& num_batches_tracked) {
-  const char* op = "batch_norm";
+// The checks batch_norm and sync_batch_norm share (running statistics optional).
+void check_batch_norm_arguments(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                const Tensor& running_mean, const Tensor& running_var, double momentum, double eps,
+                                const Tensor& num_batches_tracked) {
   ops::check_defined(op, x);
   ops::check_floating(op, x);
   TESSERA_CHECK(x.dim() >= 2, op, ": input must be [N, C, ...], got ", shape_str(x.shape()));
@@ -150,24 +151,33 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   check_channel_tensor(op, x, running_var, "running_var", false);
   TESSERA_CHECK(running_mean.defined() == running_var.defined(), op,
                 ": running_mean and running_var must be given together");
-  const bool have_running = running_mean.defined();
-  if (have_running) {
+  if (running_mean.defined()) {
     TESSERA_CHECK(running_mean.dtype() == running_var.dtype(), op, ": running_mean (", dtype_name(running_mean.dtype()),
                   ") and running_var (", dtype_name(running_var.dtype()), ") must have one dtype");
     TESSERA_CHECK(running_mean.is_contiguous() && running_var.is_contiguous(), op,
                   ": running statistics must be contiguous (they are updated in place)");
   }
-  TESSERA_CHECK(training || have_running, op, ": evaluation mode (training=false) needs running_mean and running_var");
   if (num_batches_tracked.defined()) {
     TESSERA_CHECK(num_batches_tracked.dtype() == DType::i64 && num_batches_tracked.numel() == 1, op,
                   ": num_batches_tracked must be a one-element i64 tensor, got ", dtype_name(num_batches_tracked.dtype()),
                   " ", shape_str(num_batches_tracked.shape()));
     ops::check_same_device(op, x, num_batches_tracked);
   }
+  TESSERA_CHECK(momentum >= 0.0 && momentum <= 1.0, op, ": momentum must lie in [0, 1], got ", momentum);
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum, double eps,
+                  const Tensor& num_batches_tracked) {
+  const char* op = "batch_norm";
+  check_batch_norm_arguments(op, x, weight, bias, running_mean, running_var, momentum, eps, num_batches_tracked);
+  const bool have_running = running_mean.defined();
+  TESSERA_CHECK(training || have_running, op, ": evaluation mode (training=false) needs running_mean and running_var");
   const int64_t count = x.shape()[0] * spatial_size(x);
   TESSERA_CHECK(!training || count > 1, op, ": training needs more than one value per channel, got input ",
                 shape_str(x.shape()));
-  TESSERA_CHECK(momentum >= 0.0 && momentum <= 1.0, op, ": momentum must lie in [0, 1], got ", momentum);
 
   const Tensor xc = ops::contiguous_data(x);
   const Tensor wc = weight.defined() ? ops::contiguous_data(weight) : Tensor();
@@ -208,6 +218,57 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     autograd::record(out, node);
   }
   return out;
+}
+
+Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                       const Tensor& running_var, double momentum, double eps, const Tensor& num_batches_tracked,
+                       const ReplicaSum& replica_sum) {
+  const char* op = "sync_batch_norm";
+  check_batch_norm_arguments(op, x, weight, bias, running_mean, running_var, momentum, eps, num_batches_tracked);
+  TESSERA_CHECK(static_cast<bool>(replica_sum), op, ": no replica sum given (a differentiable sum over the replicas)");
+  const int64_t count = x.shape()[0] * spatial_size(x);
+  TESSERA_CHECK(count > 0, op, ": every replica needs at least one value per channel, got input ",
+                shape_str(x.shape()));
+  const int64_t channels = x.shape()[1];
+  const DType acc = accumulation_dtype(x.dtype());
+  const Shape stat_shape = channel_shape(x);
+  const std::vector<int64_t> dims = reduced_dims(x);
+  const Tensor xs = cast(x, acc);
+
+  // One collective per call: the per-channel sum, sum of squares and count, stacked.
+  const Tensor local = stack({sum(xs, dims), sum(square(xs), dims),
+                              Tensor::full({channels}, static_cast<double>(count), acc, x.device())},
+                             0);
+  const Tensor totals = replica_sum(local);
+  TESSERA_CHECK(totals.defined() && totals.shape() == local.shape() && totals.dtype() == acc &&
+                    totals.device() == x.device(),
+                op, ": the replica sum must return a tensor like its argument (", shape_str(local.shape()), " ",
+                dtype_name(acc), " on ", x.device().str(), ")");
+  auto row = [&](int64_t r) { return reshape(slice(totals, 0, r, r + 1), {channels}); };
+  const Tensor n = row(2).detach();
+  const Tensor batch_mean = div(row(0), n);
+  // Biased variance E[x^2] - E[x]^2; rounding can take it a hair below zero.
+  const Tensor batch_var = relu(sub(div(row(1), n), square(batch_mean)));
+  const Tensor rstd = rsqrt(affine(batch_var, 1.0, eps));
+  // y = x * scale + shift per channel (the fused kernel's form).
+  const Tensor scale = weight.defined() ? mul(rstd, cast(weight, acc)) : rstd;
+  Tensor shift = neg(mul(batch_mean, scale));
+  if (bias.defined()) shift = add(shift, cast(bias, acc));
+  const Tensor y = add(mul(xs, reshape(scale, stat_shape)), reshape(shift, stat_shape));
+
+  if (running_mean.defined()) {
+    NoGradGuard no_grad;
+    const Tensor unbiased = div(mul(batch_var, n), affine(n, 1.0, -1.0));
+    auto blend = [momentum, acc](const Tensor& running, const Tensor& batch_value) {
+      return add(affine(cast(running, acc), 1.0 - momentum, 0.0), affine(batch_value, momentum, 0.0));
+    };
+    copy_into(running_mean, blend(running_mean, batch_mean));
+    copy_into(running_var, blend(running_var, unbiased));
+    // i64 has no arithmetic kernels; the count stays exact in f64 up to 2^53.
+    if (num_batches_tracked.defined())
+      copy_into(num_batches_tracked, affine(cast(num_batches_tracked, DType::f64), 1.0, 1.0));
+  }
+  return cast(y, x.dtype());
 }
 
 Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps) {

@@ -1,6 +1,7 @@
-// Differentiable normalisation of images over channels: batch norm and group norm.
+// Differentiable normalisation of images over channels: batch norm (also with statistics over
+// several replicas' batches) and group norm.
 //
-// defines: batch_norm, group_norm
+// defines: batch_norm, ReplicaSum, sync_batch_norm, group_norm
 //
 // x is [N, C, *] (any number of spatial dims, including none); weight and bias are [C] of x's
 // dtype or undefined tensors (no affine transform).
@@ -19,6 +20,23 @@
 // in x, weight and bias (the running statistics are constants). The backward is one fused
 // kernel; under create_graph it is rebuilt from differentiable ops, so second derivatives work.
 //
+// sync_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps,
+//                 num_batches_tracked, replica_sum) is batch_norm in training mode with the
+// statistics of the union of the batches of all replicas (data-parallel ranks), as
+// torch.nn.SyncBatchNorm: each replica stacks its per-channel sum, sum of squares and value
+// count into one [3, C] tensor (in float, double for f64), `replica_sum` adds those tensors
+// over the replicas (one collective), and every replica normalises its own x with
+// mean = sum / count and the biased variance sumsq / count - mean^2, then updates the running
+// statistics as batch_norm does (unbiased variance, count / (count - 1)) — identically on
+// every replica, since all see the same totals. `replica_sum` must be differentiable: its
+// backward sums the incoming gradient over the replicas (dist::all_reduce_sum; ops knows
+// nothing of communication). Everything else is composed of differentiable ops, so
+// derivatives of any order come from autograd. With a replica sum that returns its argument
+// it is batch_norm(training=true) up to rounding. Every replica needs at least one value per
+// channel; the total count must exceed one (not checked: that would need a host
+// synchronisation). The variance is E[x^2] - E[x]^2, which loses relative precision
+// ~ 1e-7 * mean^2 / var in float: fine for activations, not for data far from zero mean.
+//
 // group_norm(x, num_groups, weight, bias, eps) follows torch.nn.functional.group_norm: the C
 // channels form num_groups groups of consecutive channels, each (image, group) is normalised
 // over its channels and spatial positions, then weight and bias apply per channel. It is
@@ -27,6 +45,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "framework/core/tensor.h"
 
@@ -35,6 +54,13 @@ namespace tessera {
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5,
                   const Tensor& num_batches_tracked = Tensor());
+
+// Sums a tensor over the replicas, differentiably (see sync_batch_norm).
+using ReplicaSum = std::function<Tensor(const Tensor&)>;
+
+Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                       const Tensor& running_var, double momentum, double eps, const Tensor& num_batches_tracked,
+                       const ReplicaSum& replica_sum);
 
 Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
                   double eps = 1e-5);

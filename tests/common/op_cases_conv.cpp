@@ -1,4 +1,5 @@
-// Op test table entries: convolutions, pooling, upsampling, batch norm and group norm.
+// Op test table entries: convolutions, pooling, upsampling, batch norm (also synchronised over
+// simulated replicas) and group norm.
 //
 // Shapes are tiny so float64 finite differences stay fast. The convolution entries check
 // second derivatives too: conv2d's backward is conv_transpose2d and conv2d_weight_grad, whose
@@ -89,6 +90,22 @@ TESSERA_OP_TEST(batch_norm_eval){
       const Tensor running_mean = Tensor::from_vector(std::vector<double>{0.1, -0.2, 0.3}, {3}, x[0].dtype(), x[0].device());
       const Tensor running_var = Tensor::from_vector(std::vector<double>{0.5, 1.5, 2.0}, {3}, x[0].dtype(), x[0].device());
       return batch_norm(x[0], x[1], x[2], running_mean, running_var, /*training=*/false);
+    },
+    .second_order = true};
+// sync_batch_norm's replica sum stands for the collective: returning its argument is one
+// replica, doubling it is two replicas holding the same batch (the backward doubles too).
+TESSERA_OP_TEST(sync_batch_norm_one_replica){
+    .inputs = [](const InputMaker& in) { return Inputs{in.uniform({4, 3, 2, 3}), in.uniform({3}), in.uniform({3})}; },
+    .forward = [](const Inputs& x) {
+      return sync_batch_norm(x[0], x[1], x[2], Tensor(), Tensor(), 0.1, 1e-5, Tensor(),
+                             [](const Tensor& t) { return t; });
+    },
+    .second_order = true};
+TESSERA_OP_TEST(sync_batch_norm_two_replicas_no_affine){
+    .inputs = [](const InputMaker& in) { return Inputs{in.uniform({3, 4, 3})}; },
+    .forward = [](const Inputs& x) {
+      return sync_batch_norm(x[0], Tensor(), Tensor(), Tensor(), Tensor(), 0.1, 1e-3, Tensor(),
+                             [](const Tensor& t) { return t * 2.0; });
     },
     .second_order = true};
 TESSERA_OP_TEST(group_norm){
