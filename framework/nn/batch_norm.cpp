@@ -32,6 +32,9 @@ BatchNorm2d::BatchNorm2d(int64_t num_features, double eps, double momentum, bool
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
   check_input("BatchNorm2d", num_features_, x);
+  if (is_training() && replica_sum_)
+    return sync_batch_norm(x, weight_, bias_, running_mean_, running_var_, momentum_, eps_, num_batches_tracked_,
+                           replica_sum_);
   const bool use_batch_stats = is_training() || !running_mean_.defined();
   return batch_norm(x, weight_, bias_, running_mean_, running_var_, use_batch_stats, momentum_, eps_,
                     is_training() ? num_batches_tracked_ : Tensor());

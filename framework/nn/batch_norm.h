@@ -9,13 +9,17 @@
 // training mode it normalises with batch statistics and updates the buffers in place (on the
 // device, no host synchronisation); in eval mode it uses the running statistics (or batch
 // statistics when not tracking, as torch does). Inputs may be [N, C] or [N, C, ...] too.
-// Statistics are per process: the data-parallel trainer decides whether to synchronise them.
+// Statistics are per process unless a replica sum is set: then training mode computes them
+// over the batches of all replicas (ops' sync_batch_norm: one differentiable sum of [3, C]
+// per call), as torch.nn.SyncBatchNorm. nn knows nothing of communication, so the data-parallel
+// layer installs the sum (dist::synchronize_batch_norm); eval mode never uses it.
 //
 // GroupNorm(num_groups, C, eps = 1e-5, affine = true), as torch.nn.GroupNorm: parameters
 // "weight" (ones) and "bias" (zeros) [C] when affine.
 #pragma once
 
 #include "framework/nn/module.h"
+#include "framework/ops/batch_norm.h"
 
 namespace tessera::nn {
 
@@ -29,11 +33,17 @@ class BatchNorm2d : public UnaryModule {
   const Tensor& running_mean() const { return running_mean_; }  // undefined without tracking
   const Tensor& running_var() const { return running_var_; }
   const Tensor& num_batches_tracked() const { return num_batches_tracked_; }
+  // A differentiable sum over the replicas for the training-mode statistics; an empty function
+  // (the default) keeps them per process. Every replica must then call forward in training
+  // mode the same number of times, in the same order (each call is a collective).
+  void set_replica_sum(ReplicaSum sum) { replica_sum_ = std::move(sum); }
+  bool synchronized() const { return static_cast<bool>(replica_sum_); }
 
  private:
   int64_t num_features_;
   double eps_, momentum_;
   Tensor weight_, bias_, running_mean_, running_var_, num_batches_tracked_;
+  ReplicaSum replica_sum_;
 };
 
 class GroupNorm : public UnaryModule {

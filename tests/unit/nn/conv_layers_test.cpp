@@ -1,5 +1,6 @@
 // Image layers: Conv2d, ConvTranspose2d, BatchNorm2d, GroupNorm, AvgPool2d, Upsample, Flatten —
-// parameter shapes, PyTorch-default initialisation, state-dict names, train/eval behaviour.
+// parameter shapes, PyTorch-default initialisation, state-dict names, train/eval behaviour,
+// BatchNorm2d's replica sum.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -95,6 +96,27 @@ TEST(BatchNorm2dTest, WithoutRunningStatsEvalStillUsesBatchStatistics) {
   Generator gen(4);
   const Tensor y = bn(randn({4, 2, 2, 2}, 5.0, 1.0, DType::f32, Device::cpu(), &gen));
   EXPECT_NEAR(mean(y).item(), 0.0, 1e-5);
+}
+
+TEST(BatchNorm2dTest, AReplicaSumSynchronisesTrainingStatisticsOnly) {
+  BatchNorm2d synced(2, 1e-5, 0.5), plain(2, 1e-5, 0.5);
+  int calls = 0;
+  synced.set_replica_sum([&calls](const Tensor& t) {
+    ++calls;
+    return t;  // one replica
+  });
+  EXPECT_TRUE(synced.synchronized());
+  EXPECT_FALSE(plain.synchronized());
+  Generator gen(6);
+  const Tensor x = randn({4, 2, 3, 3}, 1.0, 2.0, DType::f32, Device::cpu(), &gen);
+  EXPECT_LE(max_abs(synced(x) - plain(x)), 1e-5);
+  EXPECT_EQ(calls, 1);
+  EXPECT_LE(max_abs(synced.running_var() - plain.running_var()), 1e-5);
+  EXPECT_EQ(synced.num_batches_tracked().to_vector<int64_t>()[0], 1);
+  synced.eval();
+  plain.eval();
+  EXPECT_LE(max_abs(synced(x) - plain(x)), 1e-5);
+  EXPECT_EQ(calls, 1) << "eval mode uses the running statistics: nothing to synchronise";
 }
 
 TEST(GroupNormTest, ParametersAndShape) {
