@@ -58,14 +58,21 @@ std::shared_ptr<nn::Sequential> make_mlp(int64_t in, int64_t hidden, int64_t out
   return mlp;
 }
 
-std::vector<float> flat_parameters(const nn::Module& module) {
+namespace {
+
+std::vector<float> concatenated(const std::vector<std::pair<std::string, Tensor>>& named) {
   std::vector<float> out;
-  for (const auto& [name, t] : module.named_parameters()) {
+  for (const auto& [name, t] : named) {
     const auto values = t.to_vector<float>();
     out.insert(out.end(), values.begin(), values.end());
   }
   return out;
 }
+
+}  // namespace
+
+std::vector<float> flat_parameters(const nn::Module& module) { return concatenated(module.named_parameters()); }
+std::vector<float> flat_buffers(const nn::Module& module) { return concatenated(module.named_buffers()); }
 
 double max_relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
   if (a.size() != b.size()) return INFINITY;

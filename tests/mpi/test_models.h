@@ -1,7 +1,7 @@
 // Small models, data and comparisons shared by the MPI test programs.
 //
 // defines: tessera::mpitest::test_device, Batch, global_batch, rank_slice, Branchy, make_mlp,
-//          flat_parameters, max_relative_difference, global_mean_loss
+//          flat_parameters, flat_buffers, max_relative_difference, global_mean_loss
 //
 // Data is synthetic and a function of the step only: every rank builds the whole global batch
 // of step k (on the CPU, from a generator seeded by k) and takes its slice, so a run at any
@@ -40,8 +40,9 @@ class Branchy : public nn::Module {
 
 std::shared_ptr<nn::Sequential> make_mlp(int64_t in, int64_t hidden, int64_t out, uint64_t seed);
 
-// All parameters, concatenated, as f32 values on the host.
+// All parameters (buffers), concatenated, as f32 values on the host.
 std::vector<float> flat_parameters(const nn::Module& module);
+std::vector<float> flat_buffers(const nn::Module& module);
 // max |a - b| / max |b| (0 when both are empty).
 double max_relative_difference(const std::vector<float>& a, const std::vector<float>& b);
 // The mean over ranks of each rank's loss (equal micro-batches: the global mean).
