@@ -7,6 +7,7 @@
 #include "framework/core/error.h"
 #include "framework/dist/ddp.h"
 #include "framework/dist/process_group.h"
+#include "framework/dist/sync_batch_norm.h"
 
 namespace tessera::train {
 
@@ -66,6 +67,10 @@ dist::CommStats* DataParallel::stats() const { return group_ != nullptr ? &group
 
 void DataParallel::broadcast_parameters(const nn::Module& module) const {
   if (communicator_ != nullptr) dist::broadcast_parameters(module, *communicator_);
+}
+
+int64_t DataParallel::synchronize_batch_norm(nn::Module& module) const {
+  return communicator_ != nullptr ? dist::synchronize_batch_norm(module, *communicator_) : 0;
 }
 
 void DataParallel::sum(std::vector<double>& values) const {

@@ -14,6 +14,7 @@
 // What the job does with it (see dp_optimizer.h for the optimizer side):
 //   DataParallel dp(settings.dist, ctx.device);       // collective; picks cuda:local_rank
 //   model->to(dp.device()); dp.broadcast_parameters(*model);
+//   if (dist.sync_batchnorm) dp.synchronize_batch_norm(*model);   // jobs with batch norm
 //   data: rank dp.rank() of dp.world_size() (BatchSampler, LmLoader)
 //   JsonlLog(out, dp.is_root()), Progress(..., dp.is_root()); checkpoints via dp_optimizer.h
 //   dp.average(values) for logged numbers, dp.sum(values) for evaluation sums (host doubles:
@@ -88,6 +89,10 @@ class DataParallel {
 
   // Rank 0's parameters and buffers on every rank.
   void broadcast_parameters(const nn::Module& module) const;
+  // The module's BatchNorm2d layers take their training statistics over the global batch
+  // (dist/sync_batch_norm.h; a job's dist.sync_batchnorm). Returns how many layers were
+  // switched: 0 without a group or at world size 1, where a rank's batch is the global batch.
+  int64_t synchronize_batch_norm(nn::Module& module) const;
   // In place over all ranks (host doubles, the host communicator).
   void sum(std::vector<double>& values) const;
   void average(std::vector<double>& values) const;

@@ -9,8 +9,8 @@
 #             `tessera eval fid` refuses an MLP classifier.
 #   fid:      `tessera eval fid` with a tiny CNN classifier and a tiny generator prints the FID
 #             and the train-vs-test floor.
-#   bad_config: keys of another loss, batch norm with WGAN-GP and a truncated IDX file are
-#             errors naming the key or the file.
+#   bad_config: keys of another loss, batch norm with WGAN-GP, a dist.sync_batchnorm that is
+#             not a boolean and a truncated IDX file are errors naming the key or the file.
 source "$(dirname "$0")/lib.sh" "$@"
 need_dataset
 
@@ -101,6 +101,11 @@ bad_config)
     "$TESSERA" train --config examples/gan/wgan_gp.toml --set model.d_norm=batch --out "$WORK/run"
   run_expect_failure 'config key `gan.loss` is "hinge"' \
     "$TESSERA" train --config examples/gan/dcgan.toml --set gan.loss=hinge --out "$WORK/run"
+  run_expect_failure 'config key `dist.sync_batchnorm` (--set) must be a boolean (true or false), got integer 1' \
+    "$TESSERA" train --config examples/gan/dcgan.toml --set dist.sync_batchnorm=1 --out "$WORK/run"
+  printf 'job = "gan"\n[train]\nsteps = 2\n[dist]\nsync_batchnorm = "yes"\n' >"$WORK/sync.toml"
+  run_expect_failure "config key \`dist.sync_batchnorm\` ($WORK/sync.toml:5) must be a boolean (true or false), got string \"yes\"" \
+    "$TESSERA" train --config "$WORK/sync.toml" --out "$WORK/run"
   [[ ! -e $WORK/run/log.jsonl ]] || fail "a run with a bad config started training"
   mkdir "$WORK/data"
   cp "$FMNIST"/*.gz "$WORK/data/"

@@ -30,12 +30,16 @@
 // shared default generator and sliced the same way, so every rank's generator state stays
 // equal and a checkpoint's RNG state is every rank's. Each network has its own
 // DataParallelOptimizer (Reducer or ZeRO-1); the idle network's is set_sync(false).
-// Batch-norm statistics are per rank (each rank normalises with its own batch, as PyTorch's
-// BatchNorm2d under DDP does); the running statistics, used only for samples, are rank 0's:
-// they are broadcast before every checkpoint and at the end, so all ranks hold identical
-// buffers there (check_identical) and a resumed run continues like the straight one. A
-// synchronised batch norm (dist.sync_batchnorm) is not offered: it needs a differentiable
-// all-reduce inside the batch-norm op, which the dist layer does not provide yet.
+// Batch-norm statistics: by default per rank (each rank normalises with its own batch, as
+// PyTorch's BatchNorm2d under DDP does); the running statistics, used only for samples, are
+// rank 0's: they are broadcast before every checkpoint and at the end, so all ranks hold
+// identical buffers there (check_identical) and a resumed run continues like the straight one.
+// With dist.sync_batchnorm = true (and more than one rank) every BatchNorm2d of both networks
+// normalises with the statistics of the global batch (DataParallel::synchronize_batch_norm:
+// one differentiable all-reduce of [sum, sum of squares, count] per layer call, and its
+// gradient's all-reduce in backward, as torch.nn.SyncBatchNorm), so N ranks of b images
+// compute what one process of N * b computes; the running statistics are then identical on
+// every rank by construction and are not broadcast, which leaves check_identical to prove it.
 //
 // Checkpoints: generator.safetensors, critic.safetensors, optimizer_g / optimizer_d (plain:
 // .safetensors; ZeRO: .zero/), state.json with the RNG, the sampler position, the loss window
@@ -44,6 +48,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <string>
 
 #include "framework/autograd/engine.h"
 #include "framework/core/error.h"
@@ -139,10 +144,13 @@ class GanJob : public Job {
     manual_seed(s_.seed);
     auto g = std::make_shared<models::DcganGenerator>(s_.model);
     auto d = std::make_shared<models::DcganCritic>(s_.model);
+    int64_t synchronized_layers = 0;
     for (nn::Module* m : {static_cast<nn::Module*>(g.get()), static_cast<nn::Module*>(d.get())}) {
       m->to(device_);
       dp.broadcast_parameters(*m);
+      if (s_.sync_batchnorm) synchronized_layers += dp.synchronize_batch_norm(*m);
     }
+    sync_batchnorm_ = synchronized_layers > 0;
     std::unique_ptr<DataParallelOptimizer> opt_g = make_optimizer(dp, *g, s_.optim_g);
     std::unique_ptr<DataParallelOptimizer> opt_d = make_optimizer(dp, *d, s_.optim_d);
     const std::vector<NamedOptimizer> optimizers = {{"optimizer_g", opt_g.get()}, {"optimizer_d", opt_d.get()}};
@@ -176,9 +184,12 @@ class GanJob : public Job {
                   s_.loss.c_str(), static_cast<long long>(g->parameter_count()),
                   static_cast<long long>(d->parameter_count()), static_cast<long long>(s_.n_critic),
                   static_cast<long long>(s_.batch_size * dp.world_size()));
+      const std::string statistics =
+          sync_batchnorm_ ? "of the global batch (" + std::to_string(synchronized_layers) + " synchronised layers)"
+                          : "per rank";
       if (dp.running())
-        std::printf("data parallel: %d rank(s), %s, gradients as %s, batch-norm statistics per rank\n",
-                    dp.world_size(), opt_g->zero() ? "ZeRO-1" : "DDP buckets", s_.dist.allreduce_dtype.c_str());
+        std::printf("data parallel: %d rank(s), %s, gradients as %s, batch-norm statistics %s\n", dp.world_size(),
+                    opt_g->zero() ? "ZeRO-1" : "DDP buckets", s_.dist.allreduce_dtype.c_str(), statistics.c_str());
     }
 
     const int64_t first_step = step;
@@ -374,9 +385,10 @@ class GanJob : public Job {
     return path;
   }
 
-  // Rank 0's batch-norm running statistics on every rank (parameters are equal already).
-  static void sync_buffers(const DataParallel& dp, const nn::Module& g, const nn::Module& d) {
-    if (!dp.running() || dp.world_size() == 1) return;
+  // Rank 0's batch-norm running statistics on every rank (parameters are equal already);
+  // synchronised batch norm keeps them equal by itself.
+  void sync_buffers(const DataParallel& dp, const nn::Module& g, const nn::Module& d) const {
+    if (!dp.running() || dp.world_size() == 1 || sync_batchnorm_) return;
     dp.broadcast_parameters(g);
     dp.broadcast_parameters(d);
   }
@@ -396,6 +408,7 @@ class GanJob : public Job {
   const JobContext& ctx_;
   GanSettings s_;
   Device device_;
+  bool sync_batchnorm_ = false;  // batch norm synchronised across the ranks (set in run())
 };
 
 }  // namespace

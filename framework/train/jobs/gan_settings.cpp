@@ -83,6 +83,7 @@ GanSettings read_gan_settings(const Config& c) {
   s.checkpoint_every = c.get_int("checkpoint.every", 0);
   s.checkpoint_keep = c.get_int("checkpoint.keep", 3);
   s.dist = read_dist_settings(c);
+  s.sync_batchnorm = c.get_bool("dist.sync_batchnorm", false);
 
   c.check_all_used();
 

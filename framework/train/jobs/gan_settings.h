@@ -19,9 +19,11 @@
 //   log.every [50], checkpoint.every [0 = at the end only], checkpoint.keep [3]
 //   dist.* and metrics.* (distributed.h); dist.zero = 1 needs both optimizers "adam" without
 //     weight decay (ZeRO-1's AdamW with decay 0 is Adam)
+//   dist.sync_batchnorm [false]: under a launcher with more than one rank, every batch norm
+//     (both networks) normalises with the statistics of the global batch (gan_job.cpp); read
+//     here, not in read_dist_settings, so jobs without batch norm reject the key
 // Keys that do not apply to the chosen loss or optimizer (gan.clip with bce, optim_d.betas with
 // rmsprop) are not read, so setting them is an "unknown key" error rather than silently ignored.
-// Batch-norm statistics are per rank; there is no dist.sync_batchnorm (see gan_job.cpp).
 #pragma once
 
 #include <cstdint>
@@ -58,6 +60,7 @@ struct GanSettings {
   int64_t log_every = 50;
   int64_t checkpoint_every = 0, checkpoint_keep = 3;
   DistSettings dist;
+  bool sync_batchnorm = false;  // dist.sync_batchnorm
 
   bool wgan() const { return loss != "bce"; }
 };
