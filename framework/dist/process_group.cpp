@@ -143,6 +143,8 @@ ProcessGroup::~ProcessGroup() = default;
 
 double ProcessGroup::timeout_s() const { return watchdog_->timeout_s(); }
 
+bool ProcessGroup::wait_idle(double seconds) { return watchdog_->wait_idle(seconds); }
+
 void ProcessGroup::set_timeout_s(double seconds) { watchdog_->set_timeout_s(seconds); }
 
 Device ProcessGroup::select_device(Device requested) const {

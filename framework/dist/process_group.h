@@ -69,6 +69,10 @@ class ProcessGroup {
   Communicator& communicator(Device device);
   Communicator& host_communicator() { return communicator(Device::cpu()); }
   CommStats& stats() { return *stats_; }
+  // Blocks until every collective issued so far, on any communicator of the group, has
+  // completed, or until `seconds` pass; returns whether they all did (e.g. before reading the
+  // stats: a collective nobody waited on completes whenever the watchdog sees it).
+  bool wait_idle(double seconds);
 
   ~ProcessGroup();
 

@@ -47,8 +47,9 @@ double PendingCollective::measured_seconds() const { return std::chrono::duratio
 void PendingCollective::mark_done() {
   end_ = Clock::now();
   CollectiveRecord record{info_.kind, info_.name, info_.sequence, info_.dtype, info_.bytes, measured_seconds()};
-  done_.store(true, std::memory_order_release);
+  // Counted before it reads as done, so whoever sees it done also sees it in the stats.
   watchdog_->stats().add_completed(record);
+  done_.store(true, std::memory_order_release);
 }
 
 bool PendingCollective::test() {
@@ -312,6 +313,18 @@ void Watchdog::track(const std::shared_ptr<PendingCollective>& op) {
     watched_.push_back(op);
   }
   list_cv_.notify_one();
+}
+
+bool Watchdog::wait_idle(double seconds) {
+  const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  std::vector<std::shared_ptr<PendingCollective>> snapshot;
+  {
+    std::lock_guard<std::mutex> lock(list_mutex_);
+    snapshot = watched_;
+  }
+  for (const auto& op : snapshot)
+    if (!op->done() && !op->host_wait(until)) return false;
+  return true;
 }
 
 void Watchdog::run() {

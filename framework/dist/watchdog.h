@@ -138,6 +138,9 @@ class Watchdog {
   CollectiveInfo enter(CollectiveKind kind, const std::string& name, DType dtype, int64_t count, int64_t bytes);
   // Watches `op` until it completes: progress, errors, deadline.
   void track(const std::shared_ptr<PendingCollective>& op);
+  // Blocks until every collective tracked so far has completed (and is counted in the stats),
+  // or until `seconds` pass; returns whether they all did. Each one's deadline still applies.
+  bool wait_idle(double seconds);
   // Receives whatever arrival messages have come. Caller holds mpi_mutex().
   void poll_arrivals();
 

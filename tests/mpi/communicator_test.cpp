@@ -89,6 +89,8 @@ TEST(CommunicatorTest, ReduceScatterGivesEachRankItsBlockOfTheSum) {
 
 TEST(CommunicatorTest, BytesAreCountedPerDtypeAndObserved) {
   auto& c = comm();
+  // Earlier tests leave collectives nobody waited on; they must not complete inside the window.
+  ASSERT_TRUE(dist::ProcessGroup::get().wait_idle(60.0));
   const int64_t bf16_before = c.stats().bytes(dist::CollectiveKind::all_reduce, DType::bf16);
   const int64_t done_before = c.stats().completed(dist::CollectiveKind::all_reduce);
   int observed = 0;
