@@ -4,7 +4,7 @@
 //
 // defines: AttentionParams, mma_16816, ldmatrix_x4, ldmatrix_x4_trans, cp_async_16, cp_async_4,
 //          cp_async_commit, cp_async_wait, SmemTile, load_tile_async, FragmentAddress,
-//          pack_pair, row_max_quad, row_sum_quad, kLog2e
+//          pack_pair, unpack_pair, exp2_ftz, row_max_quad, row_sum_quad, kLog2e
 //
 // Fragment layouts of mma.m16n8k16 (g = lane / 4, t = lane % 4):
 //   A (16x16, row-major) a0: (g, 2t..2t+1)  a1: (g+8, 2t..)  a2: (g, 2t+8..)  a3: (g+8, 2t+8..)
@@ -122,6 +122,25 @@ __device__ __forceinline__ uint32_t pack_pair(float lo, float hi) {
   }
 }
 
+// The inverse of pack_pair.
+template <typename T>
+__device__ __forceinline__ float2 unpack_pair(uint32_t r) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r));
+  } else {
+    return __half22float2(*reinterpret_cast<const __half2*>(&r));
+  }
+}
+
+// 2^x on the special-function unit with subnormal results flushed to zero (exp2f without
+// --use_fast_math adds a scale-and-fixup around MUFU.EX2 for subnormals; probabilities below
+// 2^-126 do not matter here). 2^-inf = 0.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Reductions over the 4 lanes (t = 0..3) that share a fragment row.
 __device__ __forceinline__ float row_max_quad(float x) {
   x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
@@ -189,10 +208,29 @@ struct FragmentAddress {
     row_base = smem_u32(tile) + row * Cols * 2;
     x = static_cast<uint32_t>(chunk ^ (lane & 7));
   }
+  // The same for the sub-block starting at (row0, col0) of the tile, so that a warp's own
+  // block (runtime offsets) is again addressed by compile-time immediates: row0 is a multiple
+  // of 8 and col0 a multiple of the width W (a power of two, in columns, at least 16) of the
+  // sub-block, which then holds columns col0 + [0, W) with col0 + c = col0 | c.
+  __device__ __forceinline__ FragmentAddress(const void* tile, int lane, int row0, int col0)
+      : FragmentAddress(tile, lane) {
+    const uint32_t chunk0 = static_cast<uint32_t>(col0 >> 3);
+    row_base += row0 * Cols * 2 + ((chunk0 & ~7u) << 4);
+    x ^= chunk0 & 7u;
+  }
   // row0: multiple of 8; col0: multiple of 16 (both compile-time in unrolled loops).
   __device__ __forceinline__ uint32_t at(int row0, int col0) const {
     const uint32_t chunk0 = static_cast<uint32_t>(col0 >> 3);
     return row_base + row0 * Cols * 2 + ((((chunk0 & 7u) ^ x)) << 4) + ((chunk0 & ~7u) << 4);
+  }
+  // The same address computed another way: the tile starts 128-byte aligned and its rows are
+  // at least 128 bytes, so row_base has no low bits, the lane's chunk goes in once
+  // (row_base + (x << 4)) and a block's swizzle is one XOR with an immediate. Which of the two
+  // forms fits a kernel in 255 registers is up to ptxas's hoisting: the forward uses at(), the
+  // dK/dV kernel at_xor() (with at() it spills).
+  __device__ __forceinline__ uint32_t at_xor(int row0, int col0) const {
+    const uint32_t chunk0 = static_cast<uint32_t>(col0 >> 3);
+    return ((row_base + (x << 4)) + row0 * Cols * 2 + ((chunk0 & ~7u) << 4)) ^ ((chunk0 & 7u) << 4);
   }
 };
 

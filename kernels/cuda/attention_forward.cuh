@@ -91,17 +91,17 @@ __global__ void __launch_bounds__(ForwardTraits<HeadDim>::kThreads)
 
   for (int j = 0; j < n_tiles; ++j) {
     const int stage = j & 1;
+    // Tile j has landed and every warp is done with tile j - 1, whose stage now takes tile
+    // j + 1 (one barrier per tile; the load overlaps this tile's products).
+    cp_async_wait<0>();
+    __syncthreads();
     if (j + 1 < n_tiles) {
       load_tile_async<kBlockN, HeadDim, kThreads>(sK + (stage ^ 1) * Tr::KTile::kElements, kg, p.k_row,
                                                   (j + 1) * kBlockN, p.kv_len);
       load_tile_async<kBlockN, HeadDim, kThreads>(sV + (stage ^ 1) * Tr::KTile::kElements, vg, p.v_row,
                                                   (j + 1) * kBlockN, p.kv_len);
       cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
     }
-    __syncthreads();
     const uint32_t stage_bytes = stage * Tr::KTile::kBytes;
 
     // S = Q K^T
@@ -158,14 +158,14 @@ __global__ void __launch_bounds__(ForwardTraits<HeadDim>::kThreads)
         mx = row_max_quad(mx);
         // A row that has seen only masked keys keeps m = -inf: exponentiate against 0 instead.
         const float base = mx == -INFINITY ? 0.f : mx * p.scale_log2;
-        const float alpha = exp2f(row_m[mt][hf] * p.scale_log2 - base);
+        const float alpha = exp2_ftz(row_m[mt][hf] * p.scale_log2 - base);
         row_m[mt][hf] = mx;
         float sum = 0.f;
 #pragma unroll
         for (int nt = 0; nt < kNTiles; ++nt) {
 #pragma unroll
           for (int e = 2 * hf; e < 2 * hf + 2; ++e) {
-            s[mt][nt][e] = exp2f(fmaf(s[mt][nt][e], p.scale_log2, -base));
+            s[mt][nt][e] = exp2_ftz(fmaf(s[mt][nt][e], p.scale_log2, -base));
             sum += s[mt][nt][e];
           }
         }
@@ -200,7 +200,6 @@ __global__ void __launch_bounds__(ForwardTraits<HeadDim>::kThreads)
         }
       }
     }
-    __syncthreads();  // this stage is refilled by the next iteration's prefetch
   }
 
   // Epilogue: normalise, stage the warp's rows in its part of the Q tile, store 16 bytes a lane.
