@@ -17,6 +17,9 @@
 #               then training proceeds with the halved scale; ranks stay identical
 #   classifier  the classifier job: 2 ranks x 16 images match 1 process x 32 (Fashion-MNIST;
 #               skipped without the dataset)
+#   classifier_cnn  the cnn classifier: per-rank batch-norm statistics end with identical ranks;
+#               dist.sync_batchnorm = true matches 1 process with the global batch
+#               (per-rank statistics do not); the mlp rejects the key
 #   kill|stop   (f) kill -9 / SIGSTOP of rank 1 mid-training ends the job non-zero within
 #               dist.timeout_s + 30 s; kill: a message naming rank 1; stop: our watchdog's line,
 #               naming rank 1 when it stopped outside a collective (see the case below)
@@ -156,6 +159,44 @@ classifier)
   a2=$(sed -n 's/^test accuracy: //p' "$WORK/c2.txt")
   [[ -n $a1 && $a1 == "$a2" ]] || fail "test accuracy $a1 (1 process) vs $a2 (2 ranks)"
   echo "ok: classifier at 2 ranks matches 1 process (test accuracy $a2)"
+  ;;
+classifier_cnn)
+  [[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]] || { echo "SKIP: no Fashion-MNIST"; exit 77; }
+  # SGD, not AdamW: Adam's first steps are sign(g), which turns float noise in near-zero
+  # gradients into full steps and would hide the comparison.
+  sed -e 's/name = "adamw"/name = "sgd"/' -e '/^betas/d' -e '/^weight_decay/d' \
+    "$root/examples/classifier/fmnist_cnn.toml" >"$WORK/cnn_sgd.toml"
+  cnn=(--config "$WORK/cnn_sgd.toml" --device cpu --set train.steps=4 --set "model.channels=[8, 8]"
+       --set model.hidden=[16] --set log.every=2 --set eval.every=2 --set eval.batch_size=500
+       --set train.grad_clip=0 --set schedule.warmup_steps=0 --set optim.lr=0.05)
+  "$TESSERA" train "${cnn[@]}" --set train.batch_size=32 --out "$WORK/n1" >"$WORK/n1.txt" 2>&1 ||
+    fail "1 process: $(tail "$WORK/n1.txt")"
+  cnn_model() { echo "$WORK/$1/checkpoints/step_4/model.safetensors"; }
+  # Per-rank statistics (the default): each rank normalises its own 16 images, rank 0's running
+  # statistics are shared at evaluations and checkpoints, and the ranks end identical.
+  mpi 2 "${cnn[@]}" --set train.batch_size=16 --out "$WORK/n2" >"$WORK/n2.txt" 2>&1 ||
+    fail "2 ranks, per-rank statistics: $(tail "$WORK/n2.txt")"
+  identical n2 2
+  grep -q "batch-norm statistics per rank" "$WORK/n2.txt" || fail "no per-rank statistics line: $(head "$WORK/n2.txt")"
+  # Synchronised: 2 ranks x 16 compute what 1 process x 32 does (f32 sums of squares against
+  # the single process's batch norm: about 1e-4 of each tensor's scale after 4 steps, 5e-3 on
+  # the near-zero batch-norm biases); per-rank statistics are far off (about 0.2).
+  mpi 2 "${cnn[@]}" --set train.batch_size=16 --set dist.sync_batchnorm=true --out "$WORK/n3" >"$WORK/n3.txt" 2>&1 ||
+    fail "2 ranks, synchronised: $(tail "$WORK/n3.txt")"
+  identical n3 2
+  grep -q "statistics of the global batch (2 synchronised layers)" "$WORK/n3.txt" ||
+    fail "no synchronised-statistics line: $(head "$WORK/n3.txt")"
+  $compare "$(cnn_model n1)" "$(cnn_model n3)" --rtol 2e-2 || fail "synchronised 2 ranks differ from 1 process"
+  if $compare "$(cnn_model n1)" "$(cnn_model n2)" --rtol 2e-2 >/dev/null; then
+    fail "per-rank statistics match 1 process: the comparison cannot tell them apart"
+  fi
+  # The mlp has no batch norm: the key is unknown there.
+  if "$TESSERA" train --config "$root/examples/classifier/fmnist_mlp.toml" --set dist.sync_batchnorm=true \
+    --set train.steps=1 --out "$WORK/m" >"$WORK/m.txt" 2>&1; then
+    fail "the mlp accepted dist.sync_batchnorm"
+  fi
+  grep -q "unknown config key \`dist.sync_batchnorm\`" "$WORK/m.txt" || fail "mlp: $(tail -3 "$WORK/m.txt")"
+  echo "ok: the cnn classifier at 2 ranks ends identical; synchronised batch norm matches 1 process"
   ;;
 kill | stop)
   make_shards

@@ -20,13 +20,18 @@
 //   schedule.name ["warmup_cosine"|"constant"], schedule.warmup_steps [0], schedule.min_lr [0]
 //   eval.every [0 = at the end only], eval.batch_size [1000]
 //   log.every [50], checkpoint.every [0 = at the end only], checkpoint.keep [3]
-//   dist.* and metrics.* (framework/train/distributed.h); dist.zero = 1 needs optim.name = adamw
+//   dist.* and metrics.* (framework/train/distributed.h); dist.zero = 1 needs optim.name = adamw;
+//   dist.sync_batchnorm [false] (cnn only: the mlp has no batch norm and rejects the key)
 //
 // Data parallel (`mpirun -np N tessera train ...`): train.batch_size is one rank's batch; each
 // step takes a global batch of N * batch_size examples from the shuffled epoch and rank r
 // trains on its r-th slice (batch_sampler.h), so N ranks of b train what 1 rank of N * b
-// trains. Only rank 0 writes the log, progress lines and checkpoints; logged losses and test
-// results are over all ranks.
+// trains (the cnn: with dist.sync_batchnorm = true, whose batch norms then normalise with the
+// global batch's statistics, dist/sync_batch_norm.h). By default the cnn's batch norms use
+// each rank's own batch, as PyTorch's BatchNorm2d under DDP, and rank 0's running statistics
+// are copied to every rank before each evaluation and checkpoint, so evaluations use one model
+// and the ranks end identical (checked). Only rank 0 writes the log, progress lines and
+// checkpoints; logged losses and test results are over all ranks.
 //
 // The step loop keeps the host out of the way: the loss is summed on the device and read back
 // only at logging steps, and the gradient norm only then. Resume restores model, optimizer,
@@ -83,6 +88,7 @@ struct ClassifierSettings {
   int64_t log_every = 50;
   int64_t checkpoint_every = 0, checkpoint_keep = 3;
   DistSettings dist;
+  bool sync_batchnorm = false;  // dist.sync_batchnorm (cnn only)
 };
 
 // Reads every key first, then rejects unknown keys, then validates values: a misspelt key
@@ -141,6 +147,7 @@ ClassifierSettings read_settings(const Config& c) {
   s.checkpoint_every = c.get_int("checkpoint.every", 0);
   s.checkpoint_keep = c.get_int("checkpoint.keep", 3);
   s.dist = read_dist_settings(c);
+  if (s.model_kind == "cnn") s.sync_batchnorm = c.get_bool("dist.sync_batchnorm", false);
 
   c.check_all_used();
 
@@ -206,6 +213,10 @@ class ClassifierJob : public Job {
       model = std::make_shared<models::MlpClassifier>(s_.model);
     model->to(device);
     dp.broadcast_parameters(*model);
+    const int64_t synchronized_layers = s_.sync_batchnorm ? dp.synchronize_batch_norm(*model) : 0;
+    // Per-rank batch-norm statistics (the default) leave each rank's running statistics its
+    // own; rank 0's are shared before every evaluation and checkpoint (and so at the end).
+    const bool share_statistics = synchronized_layers == 0 && dp.world_size() > 1 && !model->named_buffers().empty();
     std::unique_ptr<DataParallelOptimizer> optimizer = make_optimizer(dp, model->named_parameters());
     const std::vector<NamedOptimizer> optimizers = {{"optimizer", optimizer.get()}};
     const auto schedule = optim::make_schedule(s_.schedule, s_.lr, s_.warmup_steps, total, s_.min_lr);
@@ -231,9 +242,16 @@ class ClassifierJob : public Job {
     }
     TESSERA_CHECK(step <= total, "the checkpoint is at step ", step, ", beyond the configured ", total,
                   " steps (raise train.steps to train further)");
-    if (root && dp.running())
-      std::printf("data parallel: %d rank(s), %s, gradients as %s\n", dp.world_size(),
-                  optimizer->zero() ? "ZeRO-1" : "DDP buckets", s_.dist.allreduce_dtype.c_str());
+    if (root && dp.running()) {
+      std::string statistics;
+      if (synchronized_layers > 0)
+        statistics = ", batch-norm statistics of the global batch (" + std::to_string(synchronized_layers) +
+                     " synchronised layers)";
+      else if (!model->named_buffers().empty())
+        statistics = ", batch-norm statistics per rank (rank 0's running statistics shared at evaluations and checkpoints)";
+      std::printf("data parallel: %d rank(s), %s, gradients as %s%s\n", dp.world_size(),
+                  optimizer->zero() ? "ZeRO-1" : "DDP buckets", s_.dist.allreduce_dtype.c_str(), statistics.c_str());
+    }
 
     const int64_t first_step = step;
     const int64_t global_batch = s_.batch_size * dp.world_size();
@@ -275,7 +293,11 @@ class ClassifierJob : public Job {
         loss_sum = Tensor::zeros({}, DType::f32, device);
         window_steps = 0;
       }
-      if ((s_.eval_every > 0 && step % s_.eval_every == 0) || step == total) {
+      const bool evaluating = (s_.eval_every > 0 && step % s_.eval_every == 0) || step == total;
+      const bool stopping = step == s_.stop_at && step < total;
+      const bool saving = (s_.checkpoint_every > 0 && step % s_.checkpoint_every == 0) || step == total || stopping;
+      if (share_statistics && (evaluating || saving)) dp.broadcast_parameters(*model);
+      if (evaluating) {
         const auto [accuracy, test_loss] = evaluate(*model, test_set, dp);
         log.eval(step, {{"test_accuracy", accuracy}, {"test_loss", test_loss}});
         char text[96];
@@ -284,8 +306,7 @@ class ClassifierJob : public Job {
         progress.note(text);
         if (step == total) last_eval = {accuracy, test_loss};
       }
-      const bool stopping = step == s_.stop_at && step < total;
-      if ((s_.checkpoint_every > 0 && step % s_.checkpoint_every == 0) || step == total || stopping) {
+      if (saving) {
         const nlohmann::json state = {
             {"job", "classifier"},
             {"rng", {{"seed", default_generator().seed()}, {"offset", default_generator().offset()}}},
