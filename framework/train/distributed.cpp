@@ -69,6 +69,10 @@ void DataParallel::broadcast_parameters(const nn::Module& module) const {
   if (communicator_ != nullptr) dist::broadcast_parameters(module, *communicator_);
 }
 
+void DataParallel::share_buffers(const nn::Module& module) const {
+  if (world_ > 1 && !module.named_buffers().empty()) broadcast_parameters(module);
+}
+
 int64_t DataParallel::synchronize_batch_norm(nn::Module& module) const {
   return communicator_ != nullptr ? dist::synchronize_batch_norm(module, *communicator_) : 0;
 }

@@ -89,6 +89,10 @@ class DataParallel {
 
   // Rank 0's parameters and buffers on every rank.
   void broadcast_parameters(const nn::Module& module) const;
+  // The same, when it matters: with more than one rank and a module that has buffers (batch-norm
+  // running statistics, which per-rank batch norm lets drift apart between ranks). Jobs call it
+  // before evaluations, checkpoints and the end-of-run identity check.
+  void share_buffers(const nn::Module& module) const;
   // The module's BatchNorm2d layers take their training statistics over the global batch
   // (dist/sync_batch_norm.h; a job's dist.sync_batchnorm). Returns how many layers were
   // switched: 0 without a group or at world size 1, where a rank's batch is the global batch.

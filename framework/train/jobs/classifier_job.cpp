@@ -214,9 +214,6 @@ class ClassifierJob : public Job {
     model->to(device);
     dp.broadcast_parameters(*model);
     const int64_t synchronized_layers = s_.sync_batchnorm ? dp.synchronize_batch_norm(*model) : 0;
-    // Per-rank batch-norm statistics (the default) leave each rank's running statistics its
-    // own; rank 0's are shared before every evaluation and checkpoint (and so at the end).
-    const bool share_statistics = synchronized_layers == 0 && dp.world_size() > 1 && !model->named_buffers().empty();
     std::unique_ptr<DataParallelOptimizer> optimizer = make_optimizer(dp, model->named_parameters());
     const std::vector<NamedOptimizer> optimizers = {{"optimizer", optimizer.get()}};
     const auto schedule = optim::make_schedule(s_.schedule, s_.lr, s_.warmup_steps, total, s_.min_lr);
@@ -296,7 +293,9 @@ class ClassifierJob : public Job {
       const bool evaluating = (s_.eval_every > 0 && step % s_.eval_every == 0) || step == total;
       const bool stopping = step == s_.stop_at && step < total;
       const bool saving = (s_.checkpoint_every > 0 && step % s_.checkpoint_every == 0) || step == total || stopping;
-      if (share_statistics && (evaluating || saving)) dp.broadcast_parameters(*model);
+      // Per-rank batch-norm statistics (the default) leave each rank's running statistics its
+      // own; rank 0's are shared before every evaluation and checkpoint (and so at the end).
+      if (synchronized_layers == 0 && (evaluating || saving)) dp.share_buffers(*model);
       if (evaluating) {
         const auto [accuracy, test_loss] = evaluate(*model, test_set, dp);
         log.eval(step, {{"test_accuracy", accuracy}, {"test_loss", test_loss}});

@@ -388,9 +388,9 @@ class GanJob : public Job {
   // Rank 0's batch-norm running statistics on every rank (parameters are equal already);
   // synchronised batch norm keeps them equal by itself.
   void sync_buffers(const DataParallel& dp, const nn::Module& g, const nn::Module& d) const {
-    if (!dp.running() || dp.world_size() == 1 || sync_batchnorm_) return;
-    dp.broadcast_parameters(g);
-    dp.broadcast_parameters(d);
+    if (sync_batchnorm_) return;
+    dp.share_buffers(g);
+    dp.share_buffers(d);
   }
 
   void finish(const DataParallel& dp, const nn::Module& g, const nn::Module& d, TrainMetrics& metrics) const {
