@@ -23,6 +23,9 @@
 #   kill|stop   (f) kill -9 / SIGSTOP of rank 1 mid-training ends the job non-zero within
 #               dist.timeout_s + 30 s; kill: a message naming rank 1; stop: our watchdog's line,
 #               naming rank 1 when it stopped outside a collective (see the case below)
+# TESSERA_DP_MAX_RANKS (default 4) caps the ranks a case starts: on GPUs NCCL needs one GPU per
+# rank, so tests/gpu/run_multi.sh sets it to the GPU count. With 2: match drops its 4-rank run,
+# zero runs at 2 ranks and resumes at 1, kill/stop fault rank 1 of 2.
 set -euo pipefail
 TESSERA=${1:?usage: train_dp.sh TESSERA CASE}
 CASE=${2:?usage: train_dp.sh TESSERA CASE}
@@ -31,6 +34,8 @@ root=$(cd "$here/../.." && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tessera_dp_${CASE}.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 compare="/usr/bin/python3 $here/compare_safetensors.py"
+max_ranks=${TESSERA_DP_MAX_RANKS:-4}
+(( max_ranks >= 2 )) || { echo "train_dp.sh: TESSERA_DP_MAX_RANKS must be at least 2" >&2; exit 2; }
 
 fail() {
   echo "FAIL ($CASE): $*" >&2
@@ -64,21 +69,24 @@ match)
   "$TESSERA" train $(common) --set train.batch_size=8 --out "$WORK/r1" >"$WORK/r1.txt"
   # shellcheck disable=SC2046
   mpi 2 $(common) --set train.batch_size=4 --out "$WORK/r2" >"$WORK/r2.txt" 2>&1 || fail "2 ranks: $(tail "$WORK/r2.txt")"
-  # shellcheck disable=SC2046
-  mpi 4 $(common) --set train.batch_size=2 --out "$WORK/r4" >"$WORK/r4.txt" 2>&1 || fail "4 ranks: $(tail "$WORK/r4.txt")"
+  runs=(r2 r2a)
+  if (( max_ranks >= 4 )); then
+    # shellcheck disable=SC2046
+    mpi 4 $(common) --set train.batch_size=2 --out "$WORK/r4" >"$WORK/r4.txt" 2>&1 || fail "4 ranks: $(tail "$WORK/r4.txt")"
+    runs+=(r4)
+  fi
   # shellcheck disable=SC2046
   mpi 2 $(common) --set train.batch_size=2 --set train.grad_accum=2 --out "$WORK/r2a" >"$WORK/r2a.txt" 2>&1 ||
     fail "2 ranks with accumulation: $(tail "$WORK/r2a.txt")"
-  for run in r2 r4 r2a; do
+  for run in "${runs[@]}"; do
     $compare "$(model r1)" "$(model $run)" --rtol 1e-5 || fail "$run differs from the 1-process run"
+    identical $run "${run:1:1}"
   done
-  identical r2 2
-  identical r4 4
-  identical r2a 2
-  [[ ! -e $WORK/r4/metrics ]] || fail "metrics.dump is off by default"
-  grep -q '"step":10,"loss":' "$WORK/r4/log.jsonl" || fail "rank 0 wrote no training line at step 10"
-  [[ $(grep -c '"step":10,"loss":' "$WORK/r4/log.jsonl") == 1 ]] || fail "more than one rank wrote log.jsonl"
-  echo "ok: 2 and 4 ranks (and 2 ranks x 2 accumulation steps) match 1 process; ranks identical"
+  last=${runs[-1]}
+  [[ ! -e $WORK/$last/metrics ]] || fail "metrics.dump is off by default"
+  grep -q '"step":10,"loss":' "$WORK/$last/log.jsonl" || fail "rank 0 wrote no training line at step 10"
+  [[ $(grep -c '"step":10,"loss":' "$WORK/$last/log.jsonl") == 1 ]] || fail "more than one rank wrote log.jsonl"
+  echo "ok: ${runs[*]} (ranks, a: 2 accumulation steps) match 1 process; ranks identical"
   ;;
 bf16)
   make_shards
@@ -101,34 +109,37 @@ bf16)
   ;;
 zero)
   make_shards
+  # n ranks x 8/n sequences, ZeRO against plain; the stopped n-rank checkpoint resumes at n/2.
+  n=4 half=2
+  (( max_ranks >= 4 )) || { n=2 half=1; }
   # shellcheck disable=SC2046
-  mpi 4 $(common) --set train.batch_size=2 --out "$WORK/plain" >"$WORK/plain.txt" 2>&1 || fail "plain: $(tail "$WORK/plain.txt")"
+  mpi $n $(common) --set train.batch_size=$((8 / n)) --out "$WORK/plain" >"$WORK/plain.txt" 2>&1 || fail "plain: $(tail "$WORK/plain.txt")"
   # shellcheck disable=SC2046
-  mpi 4 $(common) --set train.batch_size=2 --set dist.zero=1 --out "$WORK/zero" >"$WORK/zero.txt" 2>&1 ||
+  mpi $n $(common) --set train.batch_size=$((8 / n)) --set dist.zero=1 --out "$WORK/zero" >"$WORK/zero.txt" 2>&1 ||
     fail "zero: $(tail "$WORK/zero.txt")"
   $compare "$(model plain)" "$(model zero)" --rtol 1e-5 || fail "ZeRO-1 differs from plain data parallelism"
-  identical zero 4
+  identical zero $n
   [[ -f $WORK/zero/checkpoints/step_10/optimizer.zero/manifest.json ]] || fail "no sharded optimizer state"
-  ls "$WORK/zero/checkpoints/step_10/optimizer.zero/shard-00003-of-00004.safetensors" >/dev/null || fail "no shard of rank 3"
-  # Written at 4 ranks, stopped at step 5, resumed at 2 ranks (same global batch).
+  ls "$WORK/zero/checkpoints/step_10/optimizer.zero/shard-0000$((n - 1))-of-0000$n.safetensors" >/dev/null || fail "no shard of rank $((n - 1))"
+  # Written at n ranks, stopped at step 5, resumed at n/2 ranks (same global batch).
   # shellcheck disable=SC2046
-  mpi 4 $(common) --set train.batch_size=2 --set dist.zero=1 --set train.stop_at=5 --out "$WORK/split" \
+  mpi $n $(common) --set train.batch_size=$((8 / n)) --set dist.zero=1 --set train.stop_at=5 --out "$WORK/split" \
     >"$WORK/split.txt" 2>&1 || fail "zero stop: $(tail "$WORK/split.txt")"
   [[ -d $WORK/split/checkpoints/step_5/optimizer.zero ]] || fail "the stopped run left no ZeRO checkpoint"
   cp "$WORK/split/log.jsonl" "$WORK/split_log_at_5"
   # shellcheck disable=SC2046
-  mpi 2 $(common) --set train.batch_size=4 --set dist.zero=0 --out "$WORK/split" --resume "$WORK/split" \
+  mpi $half $(common) --set train.batch_size=$((8 / half)) --set dist.zero=0 --out "$WORK/split" --resume "$WORK/split" \
     >"$WORK/wrong.txt" 2>&1 && fail "resuming a ZeRO checkpoint with dist.zero=0 succeeded"
   grep -q "dist.zero=1" "$WORK/wrong.txt" || fail "the error does not name dist.zero: $(cat "$WORK/wrong.txt")"
   cp "$WORK/split_log_at_5" "$WORK/split/log.jsonl"
   # shellcheck disable=SC2046
-  mpi 2 $(common) --set train.batch_size=4 --set dist.zero=1 --out "$WORK/split" --resume "$WORK/split" \
-    >"$WORK/resumed.txt" 2>&1 || fail "resume at 2 ranks: $(tail "$WORK/resumed.txt")"
+  mpi $half $(common) --set train.batch_size=$((8 / half)) --set dist.zero=1 --out "$WORK/split" --resume "$WORK/split" \
+    >"$WORK/resumed.txt" 2>&1 || fail "resume at $half rank(s): $(tail "$WORK/resumed.txt")"
   grep -q "resumed from .*step_5 at step 5" "$WORK/resumed.txt" || fail "did not resume at step 5"
   cp "$WORK/resumed.txt" "$WORK/split.txt"
-  identical split 2
-  $compare "$(model zero)" "$(model split)" --rtol 1e-5 || fail "4 -> 2 rank resume differs from the straight run"
-  echo "ok: ZeRO-1 matches plain DP; a 4-rank ZeRO checkpoint resumed at 2 ranks"
+  (( half == 1 )) || identical split $half
+  $compare "$(model zero)" "$(model split)" --rtol 1e-5 || fail "$n -> $half rank resume differs from the straight run"
+  echo "ok: ZeRO-1 matches plain DP at $n ranks; a $n-rank ZeRO checkpoint resumed at $half"
   ;;
 fp16)
   make_shards
@@ -202,7 +213,7 @@ kill | stop)
   make_shards
   timeout_s=5
   # shellcheck disable=SC2046
-  "$here/run_mpi.sh" 3 "$TESSERA" train $(common) --set train.batch_size=2 --set train.steps=100000 \
+  "$here/run_mpi.sh" $(( max_ranks < 3 ? max_ranks : 3 )) "$TESSERA" train $(common) --set train.batch_size=2 --set train.steps=100000 \
     --set log.every=1 --set dist.timeout_s=$timeout_s --out "$WORK/run" >"$WORK/job.txt" 2>&1 &
   job=$!
   # Wait (bounded) until training runs, then fault rank 1 (found by its MPI environment).
