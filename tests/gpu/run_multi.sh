@@ -51,7 +51,7 @@ fi
 # The `tessera train` cases with device tensors, at as many ranks as there are GPUs (4 at most;
 # with 2, match has no 4-rank run and zero resumes a 2-rank checkpoint at 1 rank).
 for case in match bf16 zero fp16 kill stop; do
-  if TESSERA_TEST_DEVICE=cuda TESSERA_DP_MAX_RANKS=$gpus tests/mpi/train_dp.sh "$tessera" "$case" \
+  if TESSERA_TEST_DEVICE=cuda TESSERA_DP_MAX_RANKS=$gpus TESSERA_PYTHON=$(command -v python3) tests/mpi/train_dp.sh "$tessera" "$case" \
     >"$LOGS/train_dp_$case.log" 2>&1; then
     summary+=("train_dp $case on cuda: $(grep '^ok' "$LOGS/train_dp_$case.log" | tail -1)")
   else

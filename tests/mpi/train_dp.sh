@@ -33,7 +33,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tessera_dp_${CASE}.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-compare="/usr/bin/python3 $here/compare_safetensors.py"
+# /usr/bin/python3 has numpy here (Debian); the GPU machine names its own (TESSERA_PYTHON).
+compare="${TESSERA_PYTHON:-/usr/bin/python3} $here/compare_safetensors.py"
 max_ranks=${TESSERA_DP_MAX_RANKS:-4}
 (( max_ranks >= 2 )) || { echo "train_dp.sh: TESSERA_DP_MAX_RANKS must be at least 2" >&2; exit 2; }
 
