@@ -144,14 +144,16 @@ class NcclCommunicator : public Communicator {
       TESSERA_NCCL_CHECK(ncclGetUniqueId(&unique));
       std::memcpy(id.data_ptr(), &unique, sizeof unique);
     }
-    bootstrap.broadcast(id, 0, "nccl unique id " + device.str()).wait();
+    // Labels are compared across ranks (collective mismatch check): nothing rank-specific in them,
+    // such as the device (each rank has its own GPU).
+    bootstrap.broadcast(id, 0, "nccl unique id").wait();
     ncclUniqueId unique;
     std::memcpy(&unique, id.data_ptr(), sizeof unique);
 
     CollectiveInfo info;
     {
       std::lock_guard<std::recursive_timed_mutex> lock(watchdog_.mpi_mutex());
-      info = watchdog_.enter(CollectiveKind::barrier, "nccl init " + device.str(), DType::u8, 0, 0);
+      info = watchdog_.enter(CollectiveKind::barrier, "nccl init", DType::u8, 0, 0);
     }
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
