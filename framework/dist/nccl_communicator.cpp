@@ -263,7 +263,10 @@ class NcclCommunicator : public Communicator {
       if (state != ncclInProgress)
         watchdog_.fail(info, std::chrono::duration<double>(now - start).count(), nccl_error_text(comm_, state));
       if (now >= deadline) watchdog_.fail(info, watchdog_.timeout_s(), "");
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
+      // An enqueue settles within microseconds: yield for the first millisecond, then sleep (a
+      // sleep of 50 us or more per collective adds up over a step's buckets).
+      if (now - start < std::chrono::milliseconds(1)) std::this_thread::yield();
+      else std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
   }
 

@@ -73,9 +73,10 @@ bool PendingCollective::test() {
 }
 
 bool PendingCollective::host_wait(Clock::time_point until) {
-  // Spin briefly (collectives of small buffers finish in microseconds), then sleep with a
-  // growing pause so that waiting ranks leave the cores to the ones still computing.
-  int spins = 0;
+  // Yield for the first millisecond (collectives of up to tens of MiB finish within it, and a
+  // sleep overshoots by up to its whole length), then sleep with a growing pause so that waiting
+  // ranks leave the cores to the ones still computing.
+  const auto spin_until = Clock::now() + std::chrono::milliseconds(1);
   auto pause = std::chrono::microseconds(20);
   const bool poll_arrivals_here = polls_mpi_ && !watchdog_->thread_may_call_mpi();
   while (true) {
@@ -87,8 +88,7 @@ bool PendingCollective::host_wait(Clock::time_point until) {
     const auto now = Clock::now();
     if (now >= deadline_) watchdog_->fail(info_, watchdog_->timeout_s(), "");
     if (now >= until) return false;
-    if (spins < 64) {
-      ++spins;
+    if (now < spin_until) {
       std::this_thread::yield();
     } else {
       std::this_thread::sleep_for(pause);

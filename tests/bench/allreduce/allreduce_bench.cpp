@@ -11,8 +11,10 @@
 // finish() does after a backward pass: pack, all-reduce every bucket, average into the
 // gradients. Each method: one warm-up, then 2 to 50 calls (fewer for large S); the time is the
 // slowest rank's mean. Bus bandwidth = 2 (n - 1) / n * S / time (nccl-tests' definition; 0 for
-// one rank, where algorithm bandwidth S / time is the useful number). Rank 0 prints a markdown
-// table; ratios are raw time / our time (above 1: ours faster).
+// one rank, where algorithm bandwidth S / time is the useful number). The raw call runs twice: on
+// the whole buffer, and once per bucket of the Reducer over the same ranges (the cost of
+// bucketing itself, without our layers). Rank 0 prints a markdown table; ratios are raw time /
+// our time (above 1: ours faster).
 #ifndef OMPI_SKIP_MPICXX
 #define OMPI_SKIP_MPICXX 1  // the C API only (the C++ bindings are not linked)
 #endif
@@ -117,10 +119,10 @@ int main(int argc, char** argv) {
     if (root) {
       std::printf("%d rank(s), %s, f32, Tessera %s communicator; bus bandwidth 2(n-1)/n*S/t in GB/s%s\n\n", world,
                   device.str().c_str(), comm.backend(), world == 1 ? " (0 at one rank: see algbw)" : "");
-      std::printf("| size | Reducer ms | Reducer busbw | Reducer algbw | all_reduce ms | all_reduce busbw | %s ms | "
-                  "%s busbw | %s / Reducer | %s / all_reduce |\n",
-                  peer.c_str(), peer.c_str(), peer.c_str(), peer.c_str());
-      std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+      std::printf("| size | buckets | Reducer ms | Reducer busbw | Reducer algbw | all_reduce ms | all_reduce busbw | %s ms | "
+                  "%s busbw | %s per bucket ms | %s / Reducer | %s per bucket / Reducer | %s / all_reduce |\n",
+                  peer.c_str(), peer.c_str(), peer.c_str(), peer.c_str(), peer.c_str(), peer.c_str());
+      std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     }
     for (int64_t mib = 1; mib <= max_mib; mib *= 4) {
       const int64_t bytes = mib << 20;
@@ -138,8 +140,14 @@ int main(int argc, char** argv) {
         params.emplace_back("g" + std::to_string(i), p);
       }
       double reducer_s = 0.0;
+      std::vector<std::pair<int64_t, int64_t>> bucket_ranges;  // (offset, count) in elements
       {
         dist::Reducer reducer(params, comm, {});
+        int64_t offset = 0;
+        for (const auto& bucket : reducer.buckets()) {
+          bucket_ranges.emplace_back(offset, bucket.numel);
+          offset += bucket.numel;
+        }
         reducer_s = time_calls(iters, device, [&] {
           reducer.finish();
           device_sync(device);  // every method waits for its result before the next call
@@ -152,27 +160,38 @@ int main(int argc, char** argv) {
       const double comm_s = time_calls(iters, device, [&] { comm.all_reduce(flat, dist::ReduceOp::sum).synchronize(); });
 
       // The raw call on the same kind of buffer.
-      double raw_s = 0.0;
+      // And one raw call per bucket of the Reducer (what bucketing costs without our layers).
+      double raw_s = 0.0, raw_buckets_s = 0.0;
+      float* data = flat.data<float>();
       if (device.is_cpu()) {
-        float* data = flat.data<float>();
-        raw_s = time_calls(iters, device, [&] {
-          MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(numel), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        const auto raw = [&](int64_t offset, int64_t count) {
+          MPI_Allreduce(MPI_IN_PLACE, data + offset, static_cast<int>(count), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        };
+        raw_s = time_calls(iters, device, [&] { raw(0, numel); });
+        raw_buckets_s = time_calls(iters, device, [&] {
+          for (const auto& [offset, count] : bucket_ranges) raw(offset, count);
         });
       } else {
 #if defined(TESSERA_WITH_NCCL)
-        float* data = flat.data<float>();
+        const auto raw = [&](int64_t offset, int64_t count) {
+          BENCH_NCCL_CHECK(ncclAllReduce(data + offset, data + offset, count, ncclFloat, ncclSum, nccl, nccl_stream));
+        };
         raw_s = time_calls(iters, device, [&] {
-          BENCH_NCCL_CHECK(ncclAllReduce(data, data, numel, ncclFloat, ncclSum, nccl, nccl_stream));
+          raw(0, numel);
+          cudaStreamSynchronize(nccl_stream);
+        });
+        raw_buckets_s = time_calls(iters, device, [&] {
+          for (const auto& [offset, count] : bucket_ranges) raw(offset, count);
           cudaStreamSynchronize(nccl_stream);
         });
 #endif
       }
       if (root) {
         const auto gbs = [&](double seconds, double factor) { return factor * static_cast<double>(bytes) / seconds / 1e9; };
-        std::printf("| %lld MiB | %.3f | %.2f | %.2f | %.3f | %.2f | %.3f | %.2f | %.2f | %.2f |\n",
-                    static_cast<long long>(mib), reducer_s * 1e3, gbs(reducer_s, bus_factor), gbs(reducer_s, 1.0),
-                    comm_s * 1e3, gbs(comm_s, bus_factor), raw_s * 1e3, gbs(raw_s, bus_factor), raw_s / reducer_s,
-                    raw_s / comm_s);
+        std::printf("| %lld MiB | %zu | %.3f | %.2f | %.2f | %.3f | %.2f | %.3f | %.2f | %.3f | %.2f | %.2f | %.2f |\n",
+                    static_cast<long long>(mib), bucket_ranges.size(), reducer_s * 1e3, gbs(reducer_s, bus_factor),
+                    gbs(reducer_s, 1.0), comm_s * 1e3, gbs(comm_s, bus_factor), raw_s * 1e3, gbs(raw_s, bus_factor),
+                    raw_buckets_s * 1e3, raw_s / reducer_s, raw_buckets_s / reducer_s, raw_s / comm_s);
         std::fflush(stdout);
       }
     }
