@@ -12,7 +12,8 @@
 // between a start and a done event. A non-blocking communicator may return ncclInProgress
 // while it enqueues in the background; we poll until it settles (bounded by the timeout).
 // Work::wait() makes the compute stream wait for the done event — no host synchronisation.
-// The watchdog thread polls the done event and ncclCommGetAsyncError; on an error or at the
+// The watchdog thread polls the done event and ncclCommGetAsyncError (serialised with the
+// issuing thread: two concurrent calls can free the same pending enqueue job); on an error or at the
 // deadline it reports, runs ncclCommAbort (registered as an abort hook) and ends the process.
 #include "framework/dist/backends.h"
 
@@ -23,6 +24,7 @@
 
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -73,10 +75,11 @@ class DeviceGuard {
 
 class NcclPending : public PendingCollective {
  public:
-  NcclPending(CollectiveInfo info, Watchdog* watchdog, ncclComm_t comm, int device, cudaEvent_t start_event,
-              cudaEvent_t done_event, std::vector<Tensor> keep_alive)
+  NcclPending(CollectiveInfo info, Watchdog* watchdog, ncclComm_t comm, std::shared_ptr<std::mutex> comm_mutex,
+              int device, cudaEvent_t start_event, cudaEvent_t done_event, std::vector<Tensor> keep_alive)
       : PendingCollective(std::move(info), watchdog, /*polls_mpi=*/false),
         comm_(comm),
+        comm_mutex_(std::move(comm_mutex)),
         device_(device),
         start_event_(start_event),
         done_event_(done_event),
@@ -103,6 +106,11 @@ class NcclPending : public PendingCollective {
       error = detail::cat("CUDA error while waiting: ", cudaGetErrorString(query));
       return false;
     }
+    // ncclCommGetAsyncError completes a non-blocking communicator's pending enqueue job: two
+    // threads calling it at once can both complete (and free) the same job. The issuing thread
+    // holds the mutex while it settles an enqueue; then this poll skips the error check.
+    std::unique_lock<std::mutex> lock(*comm_mutex_, std::try_to_lock);
+    if (!lock.owns_lock()) return false;
     ncclResult_t async = ncclSuccess;
     const ncclResult_t rc = ncclCommGetAsyncError(comm_, &async);
     if (rc != ncclSuccess) {
@@ -123,6 +131,7 @@ class NcclPending : public PendingCollective {
 
  private:
   ncclComm_t comm_;
+  std::shared_ptr<std::mutex> comm_mutex_;
   int device_;
   cudaEvent_t start_event_;
   cudaEvent_t done_event_;
@@ -168,6 +177,7 @@ class NcclCommunicator : public Communicator {
 
   ~NcclCommunicator() override {
     watchdog_.remove_abort_hook(abort_hook_);
+    std::lock_guard<std::mutex> lock(*comm_mutex_);
     // ncclCommFinalize flushes outstanding work and is collective; bounded by the timeout, after
     // which the communicator is aborted instead. Destructors report nothing.
     bool finalized = false;
@@ -272,7 +282,7 @@ class NcclCommunicator : public Communicator {
 
   Work issue(CollectiveKind kind, const std::string& name, DType dtype, int64_t count, int64_t bytes,
              std::vector<Tensor> tensors, const std::function<ncclResult_t()>& call) {
-    std::lock_guard<std::mutex> lock(issue_mutex_);
+    std::lock_guard<std::mutex> lock(*comm_mutex_);
     CollectiveInfo info;
     {
       std::lock_guard<std::recursive_timed_mutex> mpi_lock(watchdog_.mpi_mutex());
@@ -294,8 +304,8 @@ class NcclCommunicator : public Communicator {
     if (rc != ncclSuccess && rc != ncclInProgress) watchdog_.fail(info, 0.0, nccl_error_text(comm_, rc));
     if (rc == ncclInProgress) settle(info, start);
     TESSERA_CUDA_CHECK(cudaEventRecord(done_event, stream_));
-    auto op = std::make_shared<NcclPending>(info, &watchdog_, comm_, device_.index, start_event, done_event,
-                                            std::move(tensors));
+    auto op = std::make_shared<NcclPending>(info, &watchdog_, comm_, comm_mutex_, device_.index, start_event,
+                                            done_event, std::move(tensors));
     watchdog_.track(op);
     return Work(op);
   }
@@ -306,7 +316,9 @@ class NcclCommunicator : public Communicator {
   cudaStream_t stream_ = nullptr;
   Tensor barrier_buffer_;
   int abort_hook_ = -1;
-  std::mutex issue_mutex_;
+  // Serialises the calls on comm_: issuing (and settling) collectives here, the watchdog
+  // thread's error polls in NcclPending.
+  std::shared_ptr<std::mutex> comm_mutex_ = std::make_shared<std::mutex>();
 };
 
 }  // namespace
