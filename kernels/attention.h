@@ -65,9 +65,6 @@ struct AttentionArgs {
   void* dv = nullptr;
   AttentionStrides dq_strides, dk_strides, dv_strides;
   bool deterministic = false;  // CUDA: dq without float atomics (the CPU is always deterministic)
-  // CUDA launch order: the blocks of `head_group` (batch, head) pairs run before the next
-  // pairs' (0: chosen from the L2 size, the SM count and the shape; tuning and benchmarks only).
-  int head_group = 0;
 };
 
 inline DType attention_lse_dtype(DType dtype) { return dtype == DType::f64 ? DType::f64 : DType::f32; }

@@ -83,7 +83,6 @@ AttentionParams params_of(const AttentionArgs& a) {
   p.causal_offset = static_cast<int>(a.kv_len - a.q_len);
   p.scale = static_cast<float>(a.scale);
   p.scale_log2 = static_cast<float>(a.scale * 1.4426950408889634);
-  p.head_group = a.head_group;
   p.dout = a.dout;
   p.do_batch = a.dout_strides.batch, p.do_head = a.dout_strides.head, p.do_row = a.dout_strides.row;
   p.dq = a.dq;

@@ -71,9 +71,7 @@ __global__ void __launch_bounds__(BackwardTraits<HeadDim>::kThreads, 1)
   float* sLse = reinterpret_cast<float*>(sdSt + Tr::PTile::kElements);
   float* sDelta = sLse + 2 * kBlockM;
 
-  const int pair = blockIdx.z * gridDim.x + blockIdx.x;  // grouped_grid
-  if (pair >= p.batch * p.kv_heads) return;
-  const int b = pair / p.kv_heads, hk = pair % p.kv_heads;
+  const int b = blockIdx.x / p.kv_heads, hk = blockIdx.x % p.kv_heads;
   const int n0 = blockIdx.y * kBlockN;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   // This warp's part of each product (first key / query row / column).
@@ -496,13 +494,11 @@ template <typename T, int HeadDim, bool IsCausal>
 void launch_backward(const AttentionParams& p, bool deterministic, cudaStream_t stream) {
   using Tr = BackwardTraits<HeadDim>;
   using Dq = DqTraits<HeadDim>;
-  // Per (batch, kv head): Q and dout of its query heads, and their f32 dq accumulator.
-  const dim3 kv_grid = grouped_grid(p.batch * p.kv_heads, (p.kv_len + Tr::kBlockN - 1) / Tr::kBlockN,
-                                    int64_t{p.group} * p.q_len * HeadDim * (2 * sizeof(T) + (deterministic ? 0 : 4)),
-                                    IsCausal ? 2 : 1, p.head_group);
+  const dim3 kv_grid(static_cast<unsigned>(p.batch * p.kv_heads),
+                     static_cast<unsigned>((p.kv_len + Tr::kBlockN - 1) / Tr::kBlockN));
   const dim3 q_grid(static_cast<unsigned>(p.batch * p.heads),
                     static_cast<unsigned>((p.q_len + Dq::kBlockM - 1) / Dq::kBlockM));
-  if (kv_grid.y > 0 && kv_grid.z > 0) {  // dk, dv (zeros when there are no queries)
+  if (kv_grid.x > 0 && kv_grid.y > 0) {  // dk, dv (zeros when there are no queries)
     if (deterministic) {
       constexpr auto kernel = flash_backward_dkdv_kernel<T, HeadDim, IsCausal, false>;
       set_dynamic_smem<kernel>(Tr::kSmemBytes);

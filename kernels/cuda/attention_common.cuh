@@ -54,7 +54,6 @@ struct AttentionParams {
   int64_t dv_batch, dv_head, dv_row;
   float* delta;     // [batch, heads, q_len]: rowsum(dout * out)
   float* dq_accum;  // [batch, heads, q_len, head_dim] f32, atomically accumulated (non-deterministic path)
-  int head_group;   // AttentionArgs::head_group (0: the launcher chooses)
 };
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {

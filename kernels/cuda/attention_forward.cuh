@@ -50,9 +50,7 @@ __global__ void __launch_bounds__(ForwardTraits<HeadDim>::kThreads)
   T* sK = sQ + Tr::QTile::kElements;
   T* sV = sK + 2 * Tr::KTile::kElements;
 
-  const int bh = blockIdx.z * gridDim.x + blockIdx.x;  // grouped_grid
-  if (bh >= p.batch * p.heads) return;
-  const int b = bh / p.heads, h = bh % p.heads, hk = h / p.group;
+  const int bh = blockIdx.x, b = bh / p.heads, h = bh % p.heads, hk = h / p.group;
   const int m0 = (gridDim.y - 1 - blockIdx.y) * kBlockM;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int warp_row0 = warp * 16 * kMTiles;
@@ -240,10 +238,7 @@ void launch_forward(const AttentionParams& p, cudaStream_t stream) {
   using Tr = ForwardTraits<HeadDim>;
   constexpr auto kernel = flash_forward_kernel<T, HeadDim, IsCausal>;
   set_dynamic_smem<kernel>(Tr::kSmemBytes);
-  // Per (batch, head): its kv head's K and V.
-  const dim3 grid = grouped_grid(p.batch * p.heads, (p.q_len + Tr::kBlockM - 1) / Tr::kBlockM,
-                                 int64_t{2} * p.kv_len * HeadDim * sizeof(T), IsCausal ? 2 : 1, p.head_group);
-  if (grid.y == 0 || grid.z == 0) return;
+  const dim3 grid(static_cast<unsigned>(p.batch * p.heads), static_cast<unsigned>((p.q_len + Tr::kBlockM - 1) / Tr::kBlockM));
   kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
   TESSERA_CUDA_LAUNCH_CHECK();
 }

@@ -10,10 +10,7 @@
 // after --warmup runs (default 5), rotating over enough input sets that they do not fit in
 // L2 together. Inputs are random normal (never zeros: see METHOD.md).
 //
-//   attention_bench [--iters N] [--warmup N] [--head-group G] [--shape B,H,S,D,causal]...
-//
-// --head-group G launches the blocks G (batch, head) pairs at a time (kernels/attention.h;
-// default: the kernels choose), for tuning that choice.
+//   attention_bench [--iters N] [--warmup N] [--shape B,H,S,D,causal]...
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -58,8 +55,7 @@ double forward_flops(const Shape5& s) {
 
 class Bench {
  public:
-  Bench(const Shape5& shape, int iters, int warmup, int head_group)
-      : shape_(shape), iters_(iters), warmup_(warmup), head_group_(head_group) {
+  Bench(const Shape5& shape, int iters, int warmup) : shape_(shape), iters_(iters), warmup_(warmup) {
     const Device dev = Device::cuda(0);
     const tessera::Shape dims{shape.batch, shape.heads, shape.len, shape.head_dim};
     const double set_bytes = 4.0 * static_cast<double>(tessera::shape_numel(dims)) * 2;
@@ -106,12 +102,11 @@ class Bench {
     tessera::kernels::attention_forward_cuda(a, stream_);
     if (what == 0) return;
     a.deterministic = what == 2;
-    a.head_group = head_group_;
     tessera::kernels::attention_backward_cuda(a, stream_);
   }
 
   Shape5 shape_;
-  int iters_, warmup_, head_group_;
+  int iters_, warmup_;
   std::vector<InputSet> sets_;
   Tensor out_, lse_, dq_, dk_, dv_;
   cudaStream_t stream_ = nullptr;
@@ -129,7 +124,7 @@ bool parse_shape(const char* text, Shape5& s) {
 
 int main(int argc, char** argv) {
   try {
-    int iters = 30, warmup = 5, head_group = 0;
+    int iters = 30, warmup = 5;
     std::vector<Shape5> shapes;
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
@@ -137,8 +132,6 @@ int main(int argc, char** argv) {
         iters = std::max(1, std::atoi(argv[++i]));
       } else if (arg == "--warmup" && i + 1 < argc) {
         warmup = std::max(0, std::atoi(argv[++i]));
-      } else if (arg == "--head-group" && i + 1 < argc) {
-        head_group = std::max(0, std::atoi(argv[++i]));
       } else if (arg == "--shape" && i + 1 < argc) {
         Shape5 s;
         if (!parse_shape(argv[++i], s)) {
@@ -147,7 +140,7 @@ int main(int argc, char** argv) {
         }
         shapes.push_back(s);
       } else {
-        std::fprintf(stderr, "usage: attention_bench [--iters N] [--warmup N] [--head-group G] [--shape B,H,S,D,causal]...\n");
+        std::fprintf(stderr, "usage: attention_bench [--iters N] [--warmup N] [--shape B,H,S,D,causal]...\n");
         return 2;
       }
     }
@@ -158,7 +151,7 @@ int main(int argc, char** argv) {
     }
     const char* passes[] = {"fwd", "fwd_bwd", "fwd_bwd_det"};
     for (const Shape5& s : shapes) {
-      Bench bench(s, iters, warmup, head_group);
+      Bench bench(s, iters, warmup);
       for (int what = 0; what < 3; ++what) {
         const double ms = bench.time(what);
         const double flops = forward_flops(s) * (what == 0 ? 1.0 : 3.5);
