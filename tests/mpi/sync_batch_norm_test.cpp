@@ -7,9 +7,6 @@
 // same checks compare the composed op with the fused batch_norm kernel.
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <cmath>
-
 #include "framework/autograd/engine.h"
 #include "framework/dist/ddp.h"
 #include "framework/dist/process_group.h"
@@ -24,18 +21,6 @@ namespace {
 constexpr int64_t kPerRank = 3, kChannels = 4;
 
 dist::Communicator& comm() { return dist::ProcessGroup::get().communicator(test_device()); }
-
-// max |a - b| / max |b| over all elements, in double.
-double relative_difference(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape()) return INFINITY;
-  const auto av = a.to_vector<double>(), bv = b.to_vector<double>();
-  double diff = 0.0, scale = 0.0;
-  for (size_t i = 0; i < av.size(); ++i) {
-    diff = std::max(diff, std::fabs(av[i] - bv[i]));
-    scale = std::max(scale, std::fabs(bv[i]));
-  }
-  return scale == 0.0 ? diff : diff / scale;
-}
 
 Tensor draw(const Shape& shape, uint64_t seed, DType dtype, double mean = 0.0, double stdev = 1.0) {
   Generator gen(seed);
@@ -96,15 +81,15 @@ TEST(SyncBatchNormTest, RanksWithSlicesOfTheBatchMatchOneProcessWithAllOfIt) {
 
       const char* name = dtype == DType::f64 ? "f64" : "f32";
       EXPECT_EQ(y.dtype(), dtype);
-      EXPECT_LE(relative_difference(y, rows_of_rank(y_ref)), tolerance) << name << " output, step " << step;
-      EXPECT_LE(relative_difference(x_mine.grad(), rows_of_rank(x_ref.grad())), tolerance)
+      EXPECT_LE(max_relative_difference(y, rows_of_rank(y_ref)), tolerance) << name << " output, step " << step;
+      EXPECT_LE(max_relative_difference(x_mine.grad(), rows_of_rank(x_ref.grad())), tolerance)
           << name << " input gradient, step " << step;
-      EXPECT_LE(relative_difference(summed_over_ranks(w_mine.grad()), w_ref.grad()), tolerance)
+      EXPECT_LE(max_relative_difference(summed_over_ranks(w_mine.grad()), w_ref.grad()), tolerance)
           << name << " weight gradient, step " << step;
-      EXPECT_LE(relative_difference(summed_over_ranks(b_mine.grad()), b_ref.grad()), tolerance)
+      EXPECT_LE(max_relative_difference(summed_over_ranks(b_mine.grad()), b_ref.grad()), tolerance)
           << name << " bias gradient, step " << step;
-      EXPECT_LE(relative_difference(mine.mean, reference.mean), 1e-6) << name << " running_mean, step " << step;
-      EXPECT_LE(relative_difference(mine.var, reference.var), 1e-6) << name << " running_var, step " << step;
+      EXPECT_LE(max_relative_difference(mine.mean, reference.mean), 1e-6) << name << " running_mean, step " << step;
+      EXPECT_LE(max_relative_difference(mine.var, reference.var), 1e-6) << name << " running_var, step " << step;
     }
     EXPECT_EQ(mine.tracked.to_vector<int64_t>()[0], 2);
   }
@@ -129,8 +114,8 @@ TEST(SyncBatchNormTest, SecondDerivativesMatchOneProcess) {
   const Tensor x_mine = leaf(rows_of_rank(x)), w_mine = leaf(weight), b_mine = leaf(bias);
   const Tensor y = sync_batch_norm(x_mine, w_mine, b_mine, Tensor(), Tensor(), 0.1, 1e-5, Tensor(), all_ranks());
   const auto mine = second(y, rows_of_rank(upstream), x_mine, w_mine);
-  EXPECT_LE(relative_difference(mine[0], rows_of_rank(ref[0])), 1e-12) << "d/dx";
-  EXPECT_LE(relative_difference(summed_over_ranks(mine[1]), ref[1]), 1e-12) << "d/dweight";
+  EXPECT_LE(max_relative_difference(mine[0], rows_of_rank(ref[0])), 1e-12) << "d/dx";
+  EXPECT_LE(max_relative_difference(summed_over_ranks(mine[1]), ref[1]), 1e-12) << "d/dweight";
 }
 
 // conv -> BatchNorm2d -> ReLU -> conv (stride 2) -> BatchNorm2d -> flatten -> linear

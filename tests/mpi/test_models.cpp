@@ -74,14 +74,23 @@ std::vector<float> concatenated(const std::vector<std::pair<std::string, Tensor>
 std::vector<float> flat_parameters(const nn::Module& module) { return concatenated(module.named_parameters()); }
 std::vector<float> flat_buffers(const nn::Module& module) { return concatenated(module.named_buffers()); }
 
-double max_relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+double max_relative_difference(const std::vector<double>& a, const std::vector<double>& b) {
   if (a.size() != b.size()) return INFINITY;
   double diff = 0.0, scale = 0.0;
   for (size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
+    diff = std::max(diff, std::fabs(a[i] - b[i]));
+    scale = std::max(scale, std::fabs(b[i]));
   }
   return scale == 0.0 ? diff : diff / scale;
+}
+
+double max_relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  return max_relative_difference(std::vector<double>(a.begin(), a.end()), std::vector<double>(b.begin(), b.end()));
+}
+
+double max_relative_difference(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape()) return INFINITY;
+  return max_relative_difference(a.to_vector<double>(), b.to_vector<double>());
 }
 
 double global_mean_loss(const Tensor& local_loss, dist::Communicator& communicator) {

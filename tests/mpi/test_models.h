@@ -43,8 +43,11 @@ std::shared_ptr<nn::Sequential> make_mlp(int64_t in, int64_t hidden, int64_t out
 // All parameters (buffers), concatenated, as f32 values on the host.
 std::vector<float> flat_parameters(const nn::Module& module);
 std::vector<float> flat_buffers(const nn::Module& module);
-// max |a - b| / max |b| (0 when both are empty).
+// max |a - b| / max |b| (0 when both are empty; |a - b| when b is all zeros), in double;
+// tensors of different shapes: infinity.
+double max_relative_difference(const std::vector<double>& a, const std::vector<double>& b);
 double max_relative_difference(const std::vector<float>& a, const std::vector<float>& b);
+double max_relative_difference(const Tensor& a, const Tensor& b);
 // The mean over ranks of each rank's loss (equal micro-batches: the global mean).
 double global_mean_loss(const Tensor& local_loss, dist::Communicator& communicator);
 
