@@ -14,7 +14,8 @@
 //
 // Backward passes on the tensor-core path:
 //   default:        delta -> dK/dV kernel that also adds dS K into an f32 dq accumulator with
-//                   atomics -> convert (scale, cast) into dq
+//                   atomics -> convert (scale, cast) into dq. On compute capability 9.0 the
+//                   dK/dV kernel is the wgmma one of sm90a/attention_bwd.cu.
 //   deterministic:  delta -> dK/dV kernel -> a separate dQ kernel that walks the key tiles of
 //                   its query rows (no atomics; bitwise reproducible)
 // Scratch (delta, the accumulator) comes from the caching allocator on the stream.

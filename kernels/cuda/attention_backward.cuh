@@ -81,31 +81,19 @@ __global__ void __launch_bounds__(BackwardTraits<HeadDim>::kThreads, 1)
   const T* kg = static_cast<const T*>(p.k) + b * p.k_batch + hk * p.k_head;
   const T* vg = static_cast<const T*>(p.v) + b * p.v_batch + hk * p.v_head;
 
-  // Query tiles that can see these keys: causal skips those entirely above the diagonal.
-  const int q_tiles = (p.q_len + kBlockM - 1) / kBlockM;
-  int first = 0;
-  if (IsCausal) {
-    const int first_query = n0 - p.causal_offset;
-    first = first_query <= 0 ? 0 : min(q_tiles, first_query / kBlockM);
-  }
-  const int per_head = q_tiles - first, steps = p.group * per_head;
+  const QueryTileWalk<kBlockM, IsCausal> walk(p, n0);
+  const int steps = walk.steps;
 
   auto issue = [&](int step, int stage) {
-    const int h = hk * p.group + step / per_head, q0 = (first + step % per_head) * kBlockM;
+    const int h = walk.head(p, hk, step), q0 = walk.query0(step);
     load_tile_async<kBlockM, HeadDim, kThreads>(
         sQ + stage * Tr::QTile::kElements, static_cast<const T*>(p.q) + b * p.q_batch + h * p.q_head, p.q_row, q0,
         p.q_len);
     load_tile_async<kBlockM, HeadDim, kThreads>(
         sdO + stage * Tr::QTile::kElements, static_cast<const T*>(p.dout) + b * p.do_batch + h * p.do_head,
         p.do_row, q0, p.q_len);
-    const int64_t rows = static_cast<int64_t>(b * p.heads + h) * p.q_len;
-    const int r = tid % kBlockM;
-    const bool valid = q0 + r < p.q_len;
-    if (tid < kBlockM) {
-      cp_async_4(smem_u32(sLse + stage * kBlockM + r), valid ? p.lse + rows + q0 + r : p.lse, valid);
-    } else if (tid < 2 * kBlockM) {
-      cp_async_4(smem_u32(sDelta + stage * kBlockM + r), valid ? p.delta + rows + q0 + r : p.delta, valid);
-    }
+    load_row_stats_async<kBlockM>(sLse + stage * kBlockM, sDelta + stage * kBlockM, p,
+                                  static_cast<int64_t>(b * p.heads + h) * p.q_len, q0, tid);
   };
 
   load_tile_async<kBlockN, HeadDim, kThreads>(sK, kg, p.k_row, n0, p.kv_len);
@@ -146,7 +134,7 @@ __global__ void __launch_bounds__(BackwardTraits<HeadDim>::kThreads, 1)
       issue(step + 1, stage ^ 1);
       cp_async_commit();
     }
-    const int h = hk * p.group + step / per_head, q0 = (first + step % per_head) * kBlockM;
+    const int h = walk.head(p, hk, step), q0 = walk.query0(step);
     const uint32_t stage_bytes = stage * Tr::QTile::kBytes;
 
     // S^T = K Q^T for keys [s_key0, +32) x queries [s_q0, +kSQueries), then P^T = 2^(S^T c -
@@ -320,18 +308,8 @@ __global__ void __launch_bounds__(BackwardTraits<HeadDim>::kThreads, 1)
   __syncthreads();
   T* dkg = static_cast<T*>(p.dk) + b * p.dk_batch + hk * p.dk_head;
   T* dvg = static_cast<T*>(p.dv) + b * p.dv_batch + hk * p.dv_head;
-  constexpr int kChunksPerRow = HeadDim / 8;
-#pragma unroll
-  for (int c = tid; c < kBlockN * kChunksPerRow; c += kThreads) {
-    const int row = c / kChunksPerRow, col = (c % kChunksPerRow) * 8;
-    if (n0 + row < p.kv_len) {
-      const int off = Tr::KTile::offset(row, col);
-      *reinterpret_cast<uint4*>(dkg + static_cast<int64_t>(n0 + row) * p.dk_row + col) =
-          *reinterpret_cast<const uint4*>(sK + off);
-      *reinterpret_cast<uint4*>(dvg + static_cast<int64_t>(n0 + row) * p.dv_row + col) =
-          *reinterpret_cast<const uint4*>(sV + off);
-    }
-  }
+  store_staged_rows<typename Tr::KTile, kBlockN, HeadDim, kThreads>(dkg, p.dk_row, n0, p.kv_len, sK, tid);
+  store_staged_rows<typename Tr::KTile, kBlockN, HeadDim, kThreads>(dvg, p.dv_row, n0, p.kv_len, sV, tid);
 }
 
 template <int HeadDim>
@@ -363,11 +341,7 @@ __global__ void __launch_bounds__(DqTraits<HeadDim>::kThreads) flash_backward_dq
   const T* kg = static_cast<const T*>(p.k) + b * p.k_batch + hk * p.k_head;
   const T* vg = static_cast<const T*>(p.v) + b * p.v_batch + hk * p.v_head;
 
-  int n_tiles = (p.kv_len + kBlockN - 1) / kBlockN;
-  if (IsCausal) {
-    const int last_key = m0 + kBlockM - 1 + p.causal_offset;
-    n_tiles = last_key < 0 ? 0 : min(n_tiles, last_key / kBlockN + 1);
-  }
+  const int n_tiles = visible_key_tiles<kBlockM, kBlockN, IsCausal>(p, m0);
   load_tile_async<kBlockM, HeadDim, kThreads>(sQ, static_cast<const T*>(p.q) + b * p.q_batch + h * p.q_head,
                                               p.q_row, m0, p.q_len);
   load_tile_async<kBlockM, HeadDim, kThreads>(sdO, static_cast<const T*>(p.dout) + b * p.do_batch + h * p.do_head,
@@ -498,7 +472,11 @@ void launch_backward(const AttentionParams& p, bool deterministic, cudaStream_t 
                      static_cast<unsigned>((p.kv_len + Tr::kBlockN - 1) / Tr::kBlockN));
   const dim3 q_grid(static_cast<unsigned>(p.batch * p.heads),
                     static_cast<unsigned>((p.q_len + Dq::kBlockM - 1) / Dq::kBlockM));
-  if (kv_grid.x > 0 && kv_grid.y > 0) {  // dk, dv (zeros when there are no queries)
+  bool wgmma = false;
+  if constexpr (HeadDim == 64 || HeadDim == 128) wgmma = hopper_wgmma_usable();
+  if (wgmma) {
+    launch_backward_dkdv_sm90<T, HeadDim, IsCausal>(p, !deterministic, stream);
+  } else if (kv_grid.x > 0 && kv_grid.y > 0) {  // dk, dv (zeros when there are no queries)
     if (deterministic) {
       constexpr auto kernel = flash_backward_dkdv_kernel<T, HeadDim, IsCausal, false>;
       set_dynamic_smem<kernel>(Tr::kSmemBytes);

@@ -4,7 +4,8 @@
 //
 // defines: AttentionParams, mma_16816, ldmatrix_x4, ldmatrix_x4_trans, cp_async_16, cp_async_4,
 //          cp_async_commit, cp_async_wait, SmemTile, load_tile_async, FragmentAddress,
-//          pack_pair, unpack_pair, exp2_ftz, row_max_quad, row_sum_quad, kLog2e
+//          pack_pair, unpack_pair, exp2_ftz, row_max_quad, row_sum_quad, kLog2e,
+//          QueryTileWalk, visible_key_tiles, load_row_stats_async, store_staged_rows
 //
 // Fragment layouts of mma.m16n8k16 (g = lane / 4, t = lane % 4):
 //   A (16x16, row-major) a0: (g, 2t..2t+1)  a1: (g+8, 2t..)  a2: (g, 2t+8..)  a3: (g+8, 2t+8..)
@@ -178,6 +179,68 @@ __device__ __forceinline__ void load_tile_async(T* smem, const T* global, int64_
     const bool valid = row0 + row < len;
     const T* src = valid ? global + static_cast<int64_t>(row0 + row) * row_stride + col : global;
     cp_async_16(smem_u32(smem + SmemTile<Rows, Cols>::offset(row, col)), src, valid);
+  }
+}
+
+// The backward's walk of one block of keys [n0, n0 + kBlockN) over query tiles of BlockM rows:
+// for each query head sharing the kv head (GQA), the tiles that can see the keys (causal
+// skips those entirely above the diagonal), in order.
+template <int BlockM, bool IsCausal>
+struct QueryTileWalk {
+  int first, per_head, steps;
+  __device__ __forceinline__ QueryTileWalk(const AttentionParams& p, int n0) {
+    const int q_tiles = (p.q_len + BlockM - 1) / BlockM;
+    first = 0;
+    if (IsCausal) {
+      const int first_query = n0 - p.causal_offset;
+      first = first_query <= 0 ? 0 : min(q_tiles, first_query / BlockM);
+    }
+    per_head = q_tiles - first;
+    steps = p.group * per_head;
+  }
+  __device__ __forceinline__ int head(const AttentionParams& p, int hk, int step) const {
+    return hk * p.group + step / per_head;
+  }
+  __device__ __forceinline__ int query0(int step) const { return (first + step % per_head) * BlockM; }
+};
+
+// The number of BlockN-key tiles that query rows [m0, m0 + BlockM) see: all of them, or with
+// a causal mask those up to the diagonal of the block's last row (0 when it sees no key).
+template <int BlockM, int BlockN, bool IsCausal>
+__device__ __forceinline__ int visible_key_tiles(const AttentionParams& p, int m0) {
+  const int n_tiles = (p.kv_len + BlockN - 1) / BlockN;
+  if (!IsCausal) return n_tiles;
+  const int last_key = m0 + BlockM - 1 + p.causal_offset;
+  return last_key < 0 ? 0 : min(n_tiles, last_key / BlockN + 1);
+}
+
+// cp.async of lse and delta for query rows [q0, q0 + BlockM) of (batch, head) row block
+// `rows` (= (b * heads + h) * q_len): threads [0, BlockM) copy lse, [BlockM, 2 BlockM) delta;
+// rows past q_len become zeros.
+template <int BlockM>
+__device__ __forceinline__ void load_row_stats_async(float* lse_dst, float* delta_dst, const AttentionParams& p,
+                                                     int64_t rows, int q0, int tid) {
+  const int r = tid % BlockM;
+  const bool valid = q0 + r < p.q_len;
+  if (tid < BlockM) {
+    cp_async_4(smem_u32(lse_dst + r), valid ? p.lse + rows + q0 + r : p.lse, valid);
+  } else if (tid < 2 * BlockM) {
+    cp_async_4(smem_u32(delta_dst + r), valid ? p.delta + rows + q0 + r : p.delta, valid);
+  }
+}
+
+// Stores rows [0, Rows) of a tile staged in shared memory (layout Tile: SmemTile or the sm90
+// WgTile) to global rows row0 + r < len, 16 bytes a thread.
+template <typename Tile, int Rows, int Cols, int Threads, typename T>
+__device__ __forceinline__ void store_staged_rows(T* global, int64_t row_stride, int row0, int len, const T* smem,
+                                                  int tid) {
+  constexpr int kChunksPerRow = Cols / 8;
+#pragma unroll
+  for (int c = tid; c < Rows * kChunksPerRow; c += Threads) {
+    const int row = c / kChunksPerRow, col = (c % kChunksPerRow) * 8;
+    if (row0 + row < len)
+      *reinterpret_cast<uint4*>(global + static_cast<int64_t>(row0 + row) * row_stride + col) =
+          *reinterpret_cast<const uint4*>(smem + Tile::offset(row, col));
   }
 }
 

@@ -3,6 +3,8 @@
 //
 // defines: launch_forward, launch_backward (tensor-core variants, one instantiation per dtype,
 //          head dim and causality in attention_fwd_d*.cu / attention_bwd_d*.cu),
+//          launch_forward_sm90 (sm90a/attention_fwd.cu), launch_backward_dkdv_sm90,
+//          hopper_wgmma_usable (sm90a/attention_bwd.cu),
 //          launch_simple_forward, launch_simple_backward (attention_simple.cu),
 //          set_dynamic_smem
 #pragma once
@@ -24,6 +26,18 @@ void launch_forward(const AttentionParams& p, cudaStream_t stream);
 // Writes dk, dv and dq (p.dq); uses p.delta and, unless deterministic, p.dq_accum (zeroed).
 template <typename T, int HeadDim, bool IsCausal>
 void launch_backward(const AttentionParams& p, bool deterministic, cudaStream_t stream);
+
+// Hopper wgmma forward (kernels/cuda/sm90a/attention_fwd.cu, head_dim 128). Only where
+// hopper_wgmma_usable() says so.
+template <typename T, int HeadDim, bool IsCausal>
+void launch_forward_sm90(const AttentionParams& p, cudaStream_t stream);
+// Hopper wgmma dK/dV kernel (kernels/cuda/sm90a/attention_bwd.cu, head_dim 64 and 128): dk, dv and,
+// with accumulate_dq, dS K added into p.dq_accum. Only where hopper_wgmma_usable() says so.
+template <typename T, int HeadDim, bool IsCausal>
+void launch_backward_dkdv_sm90(const AttentionParams& p, bool accumulate_dq, cudaStream_t stream);
+// True on a compute capability 9.0 device unless TESSERA_ATTENTION_WGMMA=0 (the mma.sync
+// kernels then run everywhere: for comparisons and as a fallback).
+bool hopper_wgmma_usable();
 
 // Any dtype and head_dim <= kSimpleMaxHeadDim; one warp per row, for tests and odd shapes.
 constexpr int kSimpleMaxHeadDim = 256;
