@@ -235,9 +235,7 @@ __global__ void __launch_bounds__(ForwardTraits<HeadDim>::kThreads)
 
 template <typename T, int HeadDim, bool IsCausal>
 void launch_forward(const AttentionParams& p, cudaStream_t stream) {
-  // Head dim 64 stays on this kernel on Hopper too: the wgmma forward measured 3-9 % slower
-  // there (attention_NOTES.md, fifth session).
-  if constexpr (HeadDim == 128) {
+  if constexpr (HeadDim == 64 || HeadDim == 128) {
     if (hopper_wgmma_usable()) {
       launch_forward_sm90<T, HeadDim, IsCausal>(p, stream);
       return;

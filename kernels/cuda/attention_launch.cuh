@@ -27,7 +27,7 @@ void launch_forward(const AttentionParams& p, cudaStream_t stream);
 template <typename T, int HeadDim, bool IsCausal>
 void launch_backward(const AttentionParams& p, bool deterministic, cudaStream_t stream);
 
-// Hopper wgmma forward (kernels/cuda/sm90a/attention_fwd.cu, head_dim 128). Only where
+// Hopper wgmma forward (kernels/cuda/sm90a/attention_fwd.cu, head_dim 64 and 128). Only where
 // hopper_wgmma_usable() says so.
 template <typename T, int HeadDim, bool IsCausal>
 void launch_forward_sm90(const AttentionParams& p, cudaStream_t stream);

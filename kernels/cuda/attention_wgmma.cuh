@@ -4,7 +4,8 @@
 // sm_90a (kernels/cuda/sm90a, see CMakeLists.txt).
 //
 // defines: WgTile, load_wgtile_async, smem_desc, wgmma_fence, wgmma_commit, wgmma_wait,
-//          fence_operands, fence_proxy_async, wgmma_ss, wgmma_rs
+//          fence_operands, fence_proxy_async, wgmma_ss, wgmma_rs, mbar_init, mbar_init_fence,
+//          mbar_arrive_expect_tx, mbar_wait, tma_load_4d, make_tile_map (host)
 //
 // wgmma.mma_async m64nNk16 (PTX ISA, "asynchronous warpgroup level matrix multiply"): the 4
 // warps of a warpgroup compute D[64 x N] (+)= A[64 x 16] B[16 x N]; warp w holds rows
@@ -28,6 +29,8 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+
+#include <cuda.h>  // CUtensorMap (the type only; the encoder comes through the runtime)
 
 #include <cstdint>
 #include <type_traits>
@@ -97,6 +100,45 @@ __device__ __forceinline__ void fence_operands(uint32_t (&r)[N]) {
 // Makes this thread's generic-proxy shared-memory writes (st.shared, cp.async) visible to the
 // async proxy that wgmma reads shared memory through; a barrier follows.
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// --- Tensor memory accelerator (TMA) loads, completed on an mbarrier -------------------------
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+// Makes initialised barriers visible to the async proxy (the TMA unit); a block barrier follows.
+__device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+// Arrives once and announces `bytes` of transactions (TMA writes) the phase waits for.
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// Spins until the phase with the given parity has completed.
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+// One box of a 4-d tensor map (coordinates innermost first) into shared memory at `dst`; the
+// bytes count against `bar`'s current phase. Coordinates past the tensor read as zeros.
+__device__ __forceinline__ void tma_load_4d(uint32_t dst, const CUtensorMap* map, int c0, int c1, int c2, int c3,
+                                            uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], "
+      "[%6];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
+      : "memory");
+}
+
+// Host: a tensor map over a [batch][heads][len][cols] tensor of 16-bit elements (strides in
+// elements, the last dim contiguous) whose box is 64 columns x box_rows rows of one (batch,
+// head), with the 128-byte swizzle: one box fills one 64-column block of a WgTile<box_rows, *>.
+CUtensorMap make_tile_map(const void* base, bool bf16, int64_t cols, int64_t len, int64_t heads, int64_t batch,
+                          int64_t row_stride, int64_t head_stride, int64_t batch_stride, int box_rows);
 
 // D[64 x N] (+)= A B with f32 accumulators d[N / 2]; `accumulate` 0 overwrites D. wgmma_ss:
 // A and B from descriptors, TransA / TransB 1 for MN-major operands. wgmma_rs: A from

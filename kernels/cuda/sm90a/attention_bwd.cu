@@ -19,8 +19,8 @@
 //      MN-major), added with float2 atomics to the f32 accumulator (as the mma.sync path).
 //      Without AccumulateDq (the deterministic backward) step 3 is left to the dQ kernel of
 //      attention_backward.cuh.
-// Q, dout and the row statistics of the next tile are prefetched with cp.async (double
-// buffer) right after the barrier that opens a step.
+// Q and dout of the next tile are prefetched by TMA (one thread, an mbarrier per stage) and its
+// row statistics by cp.async (double buffer), right after the barrier that opens a step.
 #include <cuda_runtime.h>
 
 #include <atomic>
@@ -42,15 +42,17 @@ struct BackwardTraits {
   using KTile = WgTile<kBlockN, HeadDim>;
   using QTile = WgTile<kBlockM, HeadDim>;
   using STile = WgTile<kBlockN, kBlockM>;  // dS^T [keys][queries]
-  // K, V, Q stage 0/1, dout stage 0/1, dS^T, lse and delta for two stages; plus slack to
-  // align the start to 1024 bytes (the swizzle pattern's period).
-  static constexpr int kSmemBytes = 2 * KTile::kBytes + 4 * QTile::kBytes + STile::kBytes + 4 * kBlockM * 4 + 1024;
+  // K, V, Q stage 0/1, dout stage 0/1, dS^T, lse and delta for two stages, an mbarrier per
+  // stage; plus slack to align the start to 1024 bytes (the swizzle pattern's period).
+  static constexpr int kSmemBytes =
+      2 * KTile::kBytes + 4 * QTile::kBytes + STile::kBytes + 4 * kBlockM * 4 + 2 * 8 + 1024;
   static_assert(HeadDim == 64 || HeadDim == 128, "head_dim 64 or 128");
 };
 
 template <typename T, int HeadDim, bool IsCausal, bool AccumulateDq>
 __global__ void __launch_bounds__(BackwardTraits<HeadDim>::kThreads, 1)
-    flash_backward_wgmma_kernel(const AttentionParams p) {
+    flash_backward_wgmma_kernel(const AttentionParams p, const __grid_constant__ CUtensorMap q_map,
+                                const __grid_constant__ CUtensorMap do_map) {
   using Tr = BackwardTraits<HeadDim>;
   using KTile = typename Tr::KTile;
   using QTile = typename Tr::QTile;
@@ -65,6 +67,7 @@ __global__ void __launch_bounds__(BackwardTraits<HeadDim>::kThreads, 1)
   T* sdSt = sdO + 2 * QTile::kElements;
   float* sLse = reinterpret_cast<float*>(sdSt + STile::kElements);
   float* sDelta = sLse + 2 * kBlockM;
+  const uint32_t bars = smem_u32(sDelta + 2 * kBlockM);  // stage s: bars + 8 s
 
   const int b = blockIdx.x / p.kv_heads, hk = blockIdx.x % p.kv_heads;
   const int n0 = blockIdx.y * kBlockN;
@@ -75,18 +78,30 @@ __global__ void __launch_bounds__(BackwardTraits<HeadDim>::kThreads, 1)
   const QueryTileWalk<kBlockM, IsCausal> walk(p, n0);
   const int steps = walk.steps;
 
+  // Q and dout of a step by TMA (thread 0; one box per 64 columns, completed on the stage's
+  // mbarrier: use u of a stage waits for parity u & 1, step s is use s / 2), lse and delta by
+  // cp.async.
   auto issue = [&](int step, int stage) {
     const int h = walk.head(p, hk, step), q0 = walk.query0(step);
-    load_wgtile_async<kBlockM, HeadDim, kThreads>(sQ + stage * QTile::kElements,
-                                                  static_cast<const T*>(p.q) + b * p.q_batch + h * p.q_head, p.q_row,
-                                                  q0, p.q_len, tid);
-    load_wgtile_async<kBlockM, HeadDim, kThreads>(sdO + stage * QTile::kElements,
-                                                  static_cast<const T*>(p.dout) + b * p.do_batch + h * p.do_head,
-                                                  p.do_row, q0, p.q_len, tid);
+    if (tid == 0) {
+      const uint32_t bar = bars + 8 * stage;
+      mbar_arrive_expect_tx(bar, 2 * QTile::kBytes);
+#pragma unroll
+      for (int c = 0; c < HeadDim / 64; ++c) {
+        tma_load_4d(smem_u32(sQ + stage * QTile::kElements) + c * QTile::kBlockBytes, &q_map, c * 64, q0, h, b, bar);
+        tma_load_4d(smem_u32(sdO + stage * QTile::kElements) + c * QTile::kBlockBytes, &do_map, c * 64, q0, h, b, bar);
+      }
+    }
     load_row_stats_async<kBlockM>(sLse + stage * kBlockM, sDelta + stage * kBlockM, p,
                                   static_cast<int64_t>(b * p.heads + h) * p.q_len, q0, tid);
   };
 
+  if (tid == 0) {
+    mbar_init(bars, 1);
+    mbar_init(bars + 8, 1);
+    mbar_init_fence();
+  }
+  __syncthreads();
   load_wgtile_async<kBlockN, HeadDim, kThreads>(sK, kg, p.k_row, n0, p.kv_len, tid);
   load_wgtile_async<kBlockN, HeadDim, kThreads>(sV, vg, p.v_row, n0, p.kv_len, tid);
   if (steps > 0) issue(0, 0);
@@ -104,8 +119,10 @@ __global__ void __launch_bounds__(BackwardTraits<HeadDim>::kThreads, 1)
 
   for (int step = 0; step < steps; ++step) {
     const int stage = step & 1;
-    // This step's tiles have landed (made visible to wgmma's async proxy), and every
-    // warpgroup is done with the previous step (its dS^T, and the stage refilled next).
+    // This step's tiles have landed (K and V, loaded by cp.async, made visible to wgmma's async
+    // proxy), and every warpgroup is done with the previous step (its dS^T, and the stage
+    // refilled next).
+    mbar_wait(bars + 8 * stage, (step >> 1) & 1);
     cp_async_wait<0>();
     fence_proxy_async();
     __syncthreads();
@@ -253,14 +270,19 @@ void launch_backward_dkdv_sm90(const AttentionParams& p, bool accumulate_dq, cud
   using Tr = sm90::BackwardTraits<HeadDim>;
   const dim3 grid(static_cast<unsigned>(p.batch * p.kv_heads), static_cast<unsigned>((p.kv_len + Tr::kBlockN - 1) / Tr::kBlockN));
   if (grid.x == 0 || grid.y == 0) return;
+  constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
+  const CUtensorMap q_map = sm90::make_tile_map(p.q, kBf16, HeadDim, p.q_len, p.heads, p.batch, p.q_row, p.q_head,
+                                                p.q_batch, Tr::kBlockM);
+  const CUtensorMap do_map = sm90::make_tile_map(p.dout, kBf16, HeadDim, p.q_len, p.heads, p.batch, p.do_row,
+                                                 p.do_head, p.do_batch, Tr::kBlockM);
   if (accumulate_dq) {
     constexpr auto kernel = sm90::flash_backward_wgmma_kernel<T, HeadDim, IsCausal, true>;
     set_dynamic_smem<kernel>(Tr::kSmemBytes);
-    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
+    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, q_map, do_map);
   } else {
     constexpr auto kernel = sm90::flash_backward_wgmma_kernel<T, HeadDim, IsCausal, false>;
     set_dynamic_smem<kernel>(Tr::kSmemBytes);
-    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
+    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, q_map, do_map);
   }
   TESSERA_CUDA_LAUNCH_CHECK();
 }
