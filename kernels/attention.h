@@ -21,7 +21,8 @@
 // probabilities tile by tile from lse (the algorithm is spelled out in kernels/cpu/attention.cpp
 // and kernels/cuda/attention.cu). Inputs of every floating dtype accumulate in f32 (f64 for
 // f64). The CPU kernels are deterministic (no reduction depends on the thread count). On CUDA,
-// bf16/f16 with head_dim 64 or 128 run on the tensor cores; every other case runs on a simple
+// bf16/f16 with head_dim 64 or 128 run on the tensor cores (Hopper's wgmma and TMA on compute
+// capability 9.0, mma.sync elsewhere or with TESSERA_ATTENTION_WGMMA=0); every other case runs on a simple
 // one-warp-per-row kernel meant for tests and odd shapes, not speed. The CUDA backward
 // accumulates dq with float atomics unless `deterministic` is set, which computes dq in a
 // separate pass (bitwise reproducible, about a third more arithmetic).
