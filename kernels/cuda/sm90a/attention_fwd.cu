@@ -58,8 +58,6 @@ __global__ void __launch_bounds__(ForwardTraits<HeadDim>::kThreads, 1)
   const int tid = threadIdx.x, wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int row0 = wg * 64 + warp * 16 + g;  // this thread's rows in the block: row0, row0 + 8
   const T* qg = static_cast<const T*>(p.q) + b * p.q_batch + h * p.q_head;
-  const T* kg = static_cast<const T*>(p.k) + b * p.k_batch + hk * p.k_head;
-  const T* vg = static_cast<const T*>(p.v) + b * p.v_batch + hk * p.v_head;
 
   const int n_tiles = visible_key_tiles<kBlockM, kBlockN, IsCausal>(p, m0);
   // Key tile j lives in K stage j & 1 and V stage j & 1, loaded by TMA (one box per 64 columns)
