@@ -109,9 +109,6 @@ __global__ void __launch_bounds__(BackwardTraits<HeadDim>::kThreads, 1)
 
   const uint32_t k_addr = smem_u32(sK), v_addr = smem_u32(sV), q_addr = smem_u32(sQ), do_addr = smem_u32(sdO);
   const uint32_t st_addr = smem_u32(sdSt);
-  constexpr uint32_t kSbo = 1024;  // 8 rows of 128 bytes
-  // MN-major operands: LBO = the distance between 64-column blocks, SBO = between 8-row groups.
-  auto mn_desc = [](uint32_t addr, uint32_t block_bytes) { return smem_desc(addr, block_bytes, kSbo); };
 
   float dk[HeadDim / 2], dv[HeadDim / 2];
 #pragma unroll
@@ -141,7 +138,7 @@ __global__ void __launch_bounds__(BackwardTraits<HeadDim>::kThreads, 1)
       for (int kk = 0; kk < HeadDim / 16; ++kk) {
         const uint32_t aoff = (kk / 4) * KTile::kBlockBytes + wg * 64 * 128 + (kk % 4) * 32;
         const uint32_t boff = (kk / 4) * QTile::kBlockBytes + (kk % 4) * 32;
-        wgmma_ss<T, 0, 0>(acc, smem_desc(a + aoff, 16, kSbo), smem_desc(b + boff, 16, kSbo), kk > 0);
+        wgmma_ss<T, 0, 0>(acc, kmajor_desc(a + aoff), kmajor_desc(b + boff), kk > 0);
       }
       wgmma_commit();
     };
@@ -204,10 +201,10 @@ __global__ void __launch_bounds__(BackwardTraits<HeadDim>::kThreads, 1)
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk)
-      wgmma_rs<T, 1>(dv, pa[kk], mn_desc(dos + kk * 16 * 128, QTile::kBlockBytes), 1);
+      wgmma_rs<T, 1>(dv, pa[kk], mnmajor_desc(dos + kk * 16 * 128, QTile::kBlockBytes), 1);
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk)
-      wgmma_rs<T, 1>(dk, da[kk], mn_desc(qs + kk * 16 * 128, QTile::kBlockBytes), 1);
+      wgmma_rs<T, 1>(dk, da[kk], mnmajor_desc(qs + kk * 16 * 128, QTile::kBlockBytes), 1);
     wgmma_commit();
 
     if constexpr (AccumulateDq) {
@@ -218,8 +215,8 @@ __global__ void __launch_bounds__(BackwardTraits<HeadDim>::kThreads, 1)
       const uint32_t kcol = k_addr + (wg * Tr::kDqCols / 64) * KTile::kBlockBytes + (wg * Tr::kDqCols % 64) * 2;
 #pragma unroll
       for (int kk = 0; kk < kBlockN / 16; ++kk)
-        wgmma_ss<T, 1, 1>(dq, mn_desc(st_addr + kk * 16 * 128, STile::kBlockBytes),
-                          mn_desc(kcol + kk * 16 * 128, KTile::kBlockBytes), kk > 0);
+        wgmma_ss<T, 1, 1>(dq, mnmajor_desc(st_addr + kk * 16 * 128, STile::kBlockBytes),
+                          mnmajor_desc(kcol + kk * 16 * 128, KTile::kBlockBytes), kk > 0);
       wgmma_commit();
       wgmma_wait<0>();
       fence_operands(dq);

@@ -86,7 +86,6 @@ __global__ void __launch_bounds__(ForwardTraits<HeadDim>::kThreads, 1)
   if (tid == 0 && n_tiles > 0) load_k(0);
 
   const uint32_t q_addr = smem_u32(sQ) + wg * 64 * 128, k_addr = smem_u32(sK), v_addr = smem_u32(sV);
-  constexpr uint32_t kSbo = 1024;  // 8 rows of 128 bytes
 
   float o[HeadDim / 2];
 #pragma unroll
@@ -100,7 +99,7 @@ __global__ void __launch_bounds__(ForwardTraits<HeadDim>::kThreads, 1)
     const uint32_t vs = v_addr + (j & 1) * KTile::kBytes;
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk)
-      wgmma_rs<T, 1>(o, pa[kk], smem_desc(vs + kk * 16 * 128, KTile::kBlockBytes, kSbo), 1);
+      wgmma_rs<T, 1>(o, pa[kk], mnmajor_desc(vs + kk * 16 * 128, KTile::kBlockBytes), 1);
     wgmma_commit();
   };
 
@@ -130,8 +129,8 @@ __global__ void __launch_bounds__(ForwardTraits<HeadDim>::kThreads, 1)
 #pragma unroll
     for (int kk = 0; kk < HeadDim / 16; ++kk) {
       const uint32_t off = (kk % 4) * 32;
-      wgmma_ss<T, 0, 0>(s, smem_desc(q_addr + (kk / 4) * QTile::kBlockBytes + off, 16, kSbo),
-                        smem_desc(ks + (kk / 4) * KTile::kBlockBytes + off, 16, kSbo), kk > 0);
+      wgmma_ss<T, 0, 0>(s, kmajor_desc(q_addr + (kk / 4) * QTile::kBlockBytes + off),
+                        kmajor_desc(ks + (kk / 4) * KTile::kBlockBytes + off), kk > 0);
     }
     wgmma_commit();
     if constexpr (First) {
