@@ -19,7 +19,10 @@
 //   deterministic:  delta -> dK/dV kernel -> a separate dQ kernel that walks the key tiles of
 //                   its query rows (no atomics; bitwise reproducible)
 // Scratch (delta, the accumulator) comes from the caching allocator on the stream.
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 
 #include "framework/core/allocator.h"
@@ -155,6 +158,26 @@ void tensor_core_switch(const AttentionArgs& a, Fn&& fn) {
 }
 
 }  // namespace
+
+// Declared in attention_launch.cuh; asked by launch_forward and launch_backward.
+bool attention::hopper_wgmma_usable() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("TESSERA_ATTENTION_WGMMA");
+    return env == nullptr || std::strcmp(env, "0") != 0;
+  }();
+  if (!enabled) return false;
+  // Per device: 0 not asked yet, 1 compute capability 9.0 (the sm_90a kernels run), 2 anything else.
+  static std::atomic<int> known[64];
+  const int device = cuda::current_device();
+  std::atomic<int>& slot = known[device & 63];
+  if (const int k = slot.load(std::memory_order_relaxed); k != 0) return k == 1;
+  int major = 0, minor = 0;
+  TESSERA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  TESSERA_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  const bool hopper = major == 9 && minor == 0;
+  slot.store(hopper ? 1 : 2, std::memory_order_relaxed);
+  return hopper;
+}
 
 void attention_forward_cuda(const AttentionArgs& a, void* stream_ptr) {
   if (a.batch * a.heads * a.q_len == 0) return;

@@ -3,8 +3,8 @@
 //
 // defines: launch_forward, launch_backward (tensor-core variants, one instantiation per dtype,
 //          head dim and causality in attention_fwd_d*.cu / attention_bwd_d*.cu),
-//          launch_forward_sm90 (sm90a/attention_fwd.cu), launch_backward_dkdv_sm90,
-//          hopper_wgmma_usable (sm90a/attention_bwd.cu),
+//          launch_forward_sm90 (sm90a/attention_fwd.cu), launch_backward_dkdv_sm90
+//          (sm90a/attention_bwd.cu), hopper_wgmma_usable (attention.cu),
 //          launch_simple_forward, launch_simple_backward (attention_simple.cu),
 //          set_dynamic_smem
 #pragma once

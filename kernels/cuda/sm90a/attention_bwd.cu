@@ -23,10 +23,6 @@
 // row statistics by cp.async (double buffer), right after the barrier that opens a step.
 #include <cuda_runtime.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <cstring>
-
 #include "kernels/cuda/attention_launch.cuh"
 #include "kernels/cuda/attention_wgmma.cuh"
 
@@ -282,25 +278,6 @@ void launch_backward_dkdv_sm90(const AttentionParams& p, bool accumulate_dq, cud
     kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, q_map, do_map);
   }
   TESSERA_CUDA_LAUNCH_CHECK();
-}
-
-bool hopper_wgmma_usable() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("TESSERA_ATTENTION_WGMMA");
-    return env == nullptr || std::strcmp(env, "0") != 0;
-  }();
-  if (!enabled) return false;
-  // Per device: 0 not asked yet, 1 compute capability 9.0, 2 anything else.
-  static std::atomic<int> known[64];
-  int device = 0;
-  TESSERA_CUDA_CHECK(cudaGetDevice(&device));
-  std::atomic<int>& slot = known[device & 63];
-  if (int k = slot.load(std::memory_order_relaxed); k != 0) return k == 1;
-  int major = 0, minor = 0;
-  TESSERA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  TESSERA_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-  slot.store(major == 9 && minor == 0 ? 1 : 2, std::memory_order_relaxed);
-  return major == 9 && minor == 0;
 }
 
 template void launch_backward_dkdv_sm90<__nv_bfloat16, 64, false>(const AttentionParams&, bool, cudaStream_t);
