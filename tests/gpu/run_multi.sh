@@ -28,6 +28,7 @@ summary=("GPUs: $gpus")
 rc=0
 finish() {
   tar -czf "$OUT/logs.tar.gz" -C "$SCRATCH" logs 2>/dev/null
+  rm -rf "$SCRATCH"  # the runs' checkpoints: gigabytes on the machine's disk
   echo
   echo "================ summary ================"
   printf '%s\n' "${summary[@]}"

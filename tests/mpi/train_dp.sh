@@ -70,10 +70,12 @@ match)
   "$TESSERA" train $(common) --set train.batch_size=8 --out "$WORK/r1" >"$WORK/r1.txt"
   # shellcheck disable=SC2046
   mpi 2 $(common) --set train.batch_size=4 --out "$WORK/r2" >"$WORK/r2.txt" 2>&1 || fail "2 ranks: $(tail "$WORK/r2.txt")"
+  declare -A ranks_of=([r2]=2 [r2a]=2)  # the runs compared with r1, and their rank counts
   runs=(r2 r2a)
   if (( max_ranks >= 4 )); then
     # shellcheck disable=SC2046
     mpi 4 $(common) --set train.batch_size=2 --out "$WORK/r4" >"$WORK/r4.txt" 2>&1 || fail "4 ranks: $(tail "$WORK/r4.txt")"
+    ranks_of[r4]=4
     runs+=(r4)
   fi
   # shellcheck disable=SC2046
@@ -81,7 +83,7 @@ match)
     fail "2 ranks with accumulation: $(tail "$WORK/r2a.txt")"
   for run in "${runs[@]}"; do
     $compare "$(model r1)" "$(model $run)" --rtol 1e-5 || fail "$run differs from the 1-process run"
-    identical $run "${run:1:1}"
+    identical $run "${ranks_of[$run]}"
   done
   last=${runs[-1]}
   [[ ! -e $WORK/$last/metrics ]] || fail "metrics.dump is off by default"
